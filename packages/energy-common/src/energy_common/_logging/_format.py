@@ -1,0 +1,115 @@
+"""Log record → structured dict → one JSON line (or one readable console line)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import trace
+
+from energy_common._logging._redact import redact, redact_text
+from energy_common.context import get_correlation_id
+
+__all__ = ["ConsoleFormatter", "JSONFormatter", "record_to_dict"]
+
+# Attributes every LogRecord has; anything else on a record came in through ``extra=``.
+_RESERVED = frozenset(
+    vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)).keys() | {"message", "asctime", "taskName"}
+)
+_CORE_KEYS = frozenset(
+    {"timestamp", "level", "service", "logger", "message", "correlation_id", "trace_id", "span_id", "exception"}
+)
+
+
+def _timestamp(created: float) -> str:
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def record_to_dict(record: logging.LogRecord, service: str | None) -> dict[str, Any]:
+    """Turn a log record into the structured, redacted dict that the JSON formatter prints.
+
+    Args:
+        record: The stdlib log record.
+        service: The service name set by ``setup_logging`` (``None`` before it ran).
+
+    Returns:
+        A JSON-ready dict: timestamp (UTC, ISO 8601), level, service, logger, message,
+        correlation_id, trace_id/span_id (only while a span is recording), the record's
+        extra fields and ``exception`` when the record carries exc_info.
+    """
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a bad format string must not lose the line
+        message = f"{record.msg!r} (unformattable args: {record.args!r})"
+    data: dict[str, Any] = {
+        "timestamp": _timestamp(record.created),
+        "level": record.levelname,
+        "service": service,
+        "logger": record.name,
+        "message": redact_text(message),
+        "correlation_id": get_correlation_id(),
+    }
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        data["trace_id"] = format(span_context.trace_id, "032x")
+        data["span_id"] = format(span_context.span_id, "016x")
+    extras = {
+        f"{key}_extra" if key in _CORE_KEYS else key: value
+        for key, value in record.__dict__.items()
+        if key not in _RESERVED and not key.startswith("_")
+    }
+    if extras:
+        data.update(redact(extras))
+    if record.exc_info and record.exc_info[0] is not None:
+        data["exception"] = redact_text(logging.Formatter().formatException(record.exc_info))
+    elif record.exc_text:
+        data["exception"] = redact_text(record.exc_text)
+    if record.stack_info:
+        data["stack"] = redact_text(record.stack_info)
+    return data
+
+
+class JSONFormatter(logging.Formatter):
+    """Format each record as one JSON object on one line (see :func:`record_to_dict`).
+
+    Args:
+        service: The service name written into every line.
+    """
+
+    def __init__(self, service: str | None = None) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as a single JSON line (no trailing newline)."""
+        return json.dumps(record_to_dict(record, self.service), default=str, ensure_ascii=False)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """Human-readable single-line format for development (same fields, redacted).
+
+    Example line::
+
+        2026-01-01T12:00:00.000Z INFO  api [req-1] GET /users 200 12.3 ms status=200
+    """
+
+    def __init__(self, service: str | None = None) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return ``timestamp level logger [correlation id] message key=value ...``."""
+        data = record_to_dict(record, self.service)
+        head = f"{data.pop('timestamp')} {data.pop('level'):<7} {data.pop('logger')}"
+        cid = data.pop("correlation_id")
+        message = data.pop("message")
+        exception = data.pop("exception", None)
+        data.pop("service", None)
+        line = f"{head} [{cid or '-'}] {message}"
+        if data:
+            line += " " + " ".join(f"{key}={value}" for key, value in data.items())
+        if exception:
+            line += "\n" + exception
+        return line
