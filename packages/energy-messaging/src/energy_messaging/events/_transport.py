@@ -1,0 +1,69 @@
+"""The internal seam between the bus logic and a stream engine (memory or Redis).
+
+The operations mirror the Redis Streams commands the bus needs, so the consumer loop
+(and its delivery semantics) is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["EVENT_FIELD", "Entry", "NoGroupError", "Transport"]
+
+#: Name of the stream-entry field that holds the JSON event.
+EVENT_FIELD = "event"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stream entry delivered to this consumer."""
+
+    stream: str
+    entry_id: str
+    fields: Mapping[str, bytes]
+    deliveries: int
+
+    @property
+    def payload(self) -> bytes | None:
+        """The event JSON, or None when the entry has no event field."""
+        return self.fields.get(EVENT_FIELD)
+
+
+class NoGroupError(Exception):
+    """The stream or its consumer group is gone (deleted, or a fresh server): recreate it."""
+
+
+class Transport(Protocol):
+    """Stream operations (XGROUP CREATE, XADD, XREADGROUP, XAUTOCLAIM, XACK, XRANGE)."""
+
+    async def ensure_group(self, stream: str, group: str, *, start_id: str) -> None:
+        """Create the group (and the stream) unless it exists; ``start_id`` is ``"$"`` or ``"0"``."""
+        ...
+
+    async def append(self, stream: str, fields: Mapping[str, bytes], *, maxlen: int) -> str:
+        """Append an entry, trimming the stream to about ``maxlen`` entries; return its id."""
+        ...
+
+    async def read_new(
+        self, streams: Sequence[str], group: str, consumer: str, *, count: int, block: float
+    ) -> list[Entry]:
+        """Read never-delivered entries, waiting up to ``block`` seconds for some."""
+        ...
+
+    async def claim_stale(self, stream: str, group: str, consumer: str, *, min_idle: float, count: int) -> list[Entry]:
+        """Claim entries pending longer than ``min_idle`` seconds, with their delivery counts."""
+        ...
+
+    async def ack(self, stream: str, group: str, entry_ids: Sequence[str]) -> None:
+        """Acknowledge entries so they are never delivered again."""
+        ...
+
+    async def range(self, stream: str, count: int) -> list[tuple[str, dict[str, bytes]]]:
+        """Return the first ``count`` entries of a stream (no group involved)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

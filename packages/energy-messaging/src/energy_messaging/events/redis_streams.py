@@ -1,0 +1,286 @@
+"""The Redis Streams backend of the event bus (needs ``energy-messaging[redis]``).
+
+One stream per event type (``<namespace>:stream:<type>``), one consumer group per
+service, one consumer per replica:
+
+* publish: ``XADD <stream> MAXLEN ~ <maxlen> * event <json>``;
+* consume: ``XREADGROUP GROUP <group> <consumer> ... STREAMS <streams> >``, then
+  ``XACK`` once the handlers succeeded;
+* redelivery: ``XAUTOCLAIM`` of entries idle for ``min_idle`` (a crashed replica's or a
+  failed handler's), delivery count read back with ``XPENDING``;
+* after ``max_deliveries``: ``XADD <namespace>:dead-letter`` with the reason, then ``XACK``;
+* groups are created with ``MKSTREAM``; ``NOGROUP`` (stream deleted, fresh server)
+  recreates the group, reading the new stream from its start.
+
+Example:
+    >>> from energy_messaging.events.redis_streams import RedisStreamsEventBus
+    >>> bus = RedisStreamsEventBus("redis://127.0.0.1:6379/0", group="billing")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+from energy_common._extras import missing_extra
+
+try:
+    import redis.asyncio as redis_asyncio
+    from redis import exceptions as redis_exceptions
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+except ImportError as exc:  # pragma: no cover - exercised by the packaging tests
+    raise missing_extra("energy-messaging", "redis", exc) from exc
+
+from energy_messaging.events._base import TransportEventBus
+from energy_messaging.events._bus import DeadLetterHook
+from energy_messaging.events._envelope import MAX_EVENT_BYTES
+from energy_messaging.events._errors import EventBusConnectionError, EventBusError
+from energy_messaging.events._idempotency import IdempotencyState
+from energy_messaging.events._transport import Entry, NoGroupError
+
+__all__ = ["RedisIdempotencyStore", "RedisStreamsEventBus", "RedisStreamsTransport"]
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Translate redis-py errors into the event-bus tree (the one boundary)."""
+    try:
+        yield
+    except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError, OSError) as exc:
+        raise EventBusConnectionError(
+            f"Redis is unreachable ({type(exc).__name__}: {exc}); retry once it is back.",
+        ) from exc
+    except redis_exceptions.ResponseError as exc:
+        if str(exc).startswith("NOGROUP"):
+            raise NoGroupError(str(exc)) from exc
+        raise EventBusError(f"Redis rejected an event-bus command: {exc}") from exc
+    except redis_exceptions.RedisError as exc:
+        raise EventBusError(f"Redis failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _fields(raw: Mapping[Any, Any]) -> dict[str, bytes]:
+    return {_text(key): value if isinstance(value, bytes) else str(value).encode() for key, value in raw.items()}
+
+
+def connect(url: str, *, block: float = 1.0) -> redis_asyncio.Redis:
+    """Return a Redis client suited to the bus: bytes replies, quick failure when down.
+
+    The socket timeout exceeds the longest ``XREADGROUP BLOCK``; one quick retry rides
+    out a dropped connection, then the error reaches the caller (as
+    :class:`EventBusConnectionError`).
+    """
+    return redis_asyncio.from_url(
+        url,
+        decode_responses=False,
+        socket_connect_timeout=2.0,
+        socket_timeout=block + 5.0,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+    )
+
+
+class RedisStreamsTransport:
+    """Stream operations on Redis (see the module docstring for the commands)."""
+
+    def __init__(self, client: redis_asyncio.Redis, *, owns_client: bool) -> None:
+        self.client = client
+        self._owns_client = owns_client
+        self._cursors: dict[tuple[str, str], bytes | str] = {}
+
+    async def ensure_group(self, stream: str, group: str, *, start_id: str) -> None:
+        """``XGROUP CREATE <stream> <group> <start_id> MKSTREAM`` (an existing group is fine)."""
+        try:
+            with _translated():
+                await self.client.xgroup_create(stream, group, id=start_id, mkstream=True)
+        except EventBusError as exc:
+            if "BUSYGROUP" not in exc.message:
+                raise
+
+    async def append(self, stream: str, fields: Mapping[str, bytes], *, maxlen: int) -> str:
+        """``XADD <stream> MAXLEN ~ <maxlen> * <fields>``."""
+        with _translated():
+            entry_id = await self.client.xadd(stream, dict[Any, Any](fields), maxlen=maxlen, approximate=True)
+        return _text(entry_id)
+
+    async def read_new(
+        self, streams: Sequence[str], group: str, consumer: str, *, count: int, block: float
+    ) -> list[Entry]:
+        """``XREADGROUP ... COUNT <count> BLOCK <ms> STREAMS <streams> >``."""
+        if not streams:
+            await asyncio.sleep(block)
+            return []
+        block_ms = int(block * 1000)
+        with _translated():
+            reply: Any = await self.client.xreadgroup(
+                group,
+                consumer,
+                dict.fromkeys(streams, ">"),
+                count=count,
+                block=block_ms if block_ms > 0 else None,  # BLOCK 0 would wait forever
+            )
+        items = reply.items() if isinstance(reply, dict) else (reply or [])
+        out: list[Entry] = []
+        for stream, messages in items:
+            name = _text(stream)
+            for entry_id, raw in messages or ():
+                out.append(Entry(name, _text(entry_id), _fields(raw or {}), 1))
+        return out
+
+    async def claim_stale(self, stream: str, group: str, consumer: str, *, min_idle: float, count: int) -> list[Entry]:
+        """``XAUTOCLAIM`` idle entries, then read their delivery counts with ``XPENDING``."""
+        key = (stream, group)
+        with _translated():
+            reply: Any = await self.client.xautoclaim(
+                stream, group, consumer, int(min_idle * 1000), start_id=self._cursors.get(key, "0-0"), count=count
+            )
+            self._cursors[key] = reply[0]
+            # Entries deleted from the stream come back without fields (Redis < 7) or in reply[2].
+            claimed = [(_text(entry_id), raw) for entry_id, raw in reply[1] if raw is not None]
+            if not claimed:
+                return []
+            async with self.client.pipeline(transaction=False) as pipe:
+                for entry_id, _ in claimed:
+                    pipe.xpending_range(stream, group, min=entry_id, max=entry_id, count=1)
+                pending: list[Any] = await pipe.execute()
+        out: list[Entry] = []
+        for (entry_id, raw), info in zip(claimed, pending, strict=True):
+            deliveries = int(info[0]["times_delivered"]) if info else 1
+            out.append(Entry(stream, entry_id, _fields(raw), deliveries))
+        return out
+
+    async def ack(self, stream: str, group: str, entry_ids: Sequence[str]) -> None:
+        """``XACK <stream> <group> <ids...>``."""
+        if entry_ids:
+            with _translated():
+                await self.client.xack(stream, group, *entry_ids)
+
+    async def range(self, stream: str, count: int) -> list[tuple[str, dict[str, bytes]]]:
+        """``XRANGE <stream> - + COUNT <count>``."""
+        with _translated():
+            reply: Any = await self.client.xrange(stream, count=count)
+        return [(_text(entry_id), _fields(raw)) for entry_id, raw in reply]
+
+    async def aclose(self) -> None:
+        """Close the client if the bus created it."""
+        if self._owns_client:
+            with contextlib.suppress(redis_exceptions.RedisError, OSError):
+                await self.client.aclose()
+
+
+class RedisStreamsEventBus(TransportEventBus):
+    """Event bus on Redis Streams consumer groups, shared by the replicas of a service.
+
+    Args:
+        redis: A ``redis://`` / ``rediss://`` URL (the bus owns the client), or a
+            ``redis.asyncio.Redis`` client created with ``decode_responses=False``
+            (the caller closes it).
+        group: Consumer group (the service name): each event is handled once per group.
+        consumer: This replica's name in the group (unique per process by default).
+        namespace: Prefix of the stream keys.
+        source: Default CloudEvents ``source`` of published events.
+        max_deliveries: Deliveries before an event is dead-lettered.
+        min_idle: Seconds an entry may stay unacknowledged before another consumer
+            claims it (keep it above the handlers' longest run).
+        batch_size: Entries per ``XREADGROUP`` / ``XAUTOCLAIM``.
+        block: ``XREADGROUP BLOCK`` time, in seconds.
+        maxlen: Approximate length bound of each stream (``MAXLEN ~``).
+        max_event_bytes: Largest accepted encoded event.
+        start_from: Where a group that does not exist yet starts: ``"oldest"`` (the
+            default: every event still in the stream, so none published before the first
+            subscriber is lost) or ``"new"`` (only events published after the consumer
+            created the group, which happens shortly after ``start()``/``subscribe()``).
+            An existing group always resumes where it stopped.
+        shutdown_timeout: Seconds ``aclose()`` waits for the in-flight batch.
+        on_dead_letter: Hook called with each :class:`DeadLetter`.
+
+    Raises:
+        EventBusConfigurationError: An option is out of range.
+    """
+
+    def __init__(
+        self,
+        redis: str | redis_asyncio.Redis,
+        *,
+        group: str = "default",
+        consumer: str | None = None,
+        namespace: str = "energy:events",
+        source: str = "urn:energy:events",
+        max_deliveries: int = 5,
+        min_idle: float = 30.0,
+        batch_size: int = 100,
+        block: float = 1.0,
+        maxlen: int = 10_000,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        start_from: Literal["new", "oldest"] = "oldest",
+        shutdown_timeout: float = 5.0,
+        on_dead_letter: DeadLetterHook | None = None,
+    ) -> None:
+        owns = isinstance(redis, str)
+        client = connect(redis, block=block) if isinstance(redis, str) else redis
+        self.transport = RedisStreamsTransport(client, owns_client=owns)
+        super().__init__(
+            self.transport,
+            group=group,
+            consumer=consumer,
+            namespace=namespace,
+            source=source,
+            max_deliveries=max_deliveries,
+            min_idle=min_idle,
+            batch_size=batch_size,
+            block=block,
+            maxlen=maxlen,
+            max_event_bytes=max_event_bytes,
+            start_from=start_from,
+            shutdown_timeout=shutdown_timeout,
+            on_dead_letter=on_dead_letter,
+        )
+
+    @property
+    def client(self) -> redis_asyncio.Redis:
+        """The Redis client (share it with :class:`RedisIdempotencyStore`)."""
+        return self.transport.client
+
+
+# Delete the mark only while it is still ours to give back (in progress).
+_ABANDON = "if redis.call('GET', KEYS[1]) == 'in_progress' then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+class RedisIdempotencyStore:
+    """:class:`~energy_messaging.events.IdempotencyStore` on Redis, shared by replicas.
+
+    Args:
+        client: A ``redis.asyncio.Redis`` client (e.g. ``bus.client``).
+        prefix: Key prefix of the marks.
+    """
+
+    def __init__(self, client: redis_asyncio.Redis, *, prefix: str = "energy:idempotency:") -> None:
+        self._client = client
+        self._prefix = prefix
+
+    async def begin(self, key: str, *, lease: float) -> IdempotencyState:
+        """``SET <key> in_progress NX PX <lease>``; when taken, report what holds it."""
+        name = self._prefix + key
+        with _translated():
+            for _ in range(3):  # the mark may expire between SET and GET
+                if await self._client.set(name, b"in_progress", nx=True, px=max(1, int(lease * 1000))):
+                    return "new"
+                value = await self._client.get(name)
+                if value is not None:
+                    return "done" if value == b"done" else "in_progress"
+        return "in_progress"
+
+    async def complete(self, key: str, *, ttl: float) -> None:
+        """``SET <key> done PX <ttl>``."""
+        with _translated():
+            await self._client.set(self._prefix + key, b"done", px=max(1, int(ttl * 1000)))
+
+    async def abandon(self, key: str) -> None:
+        """Delete the mark if it is still in progress."""
+        with _translated():
+            await self._client.eval(_ABANDON, 1, self._prefix + key)
