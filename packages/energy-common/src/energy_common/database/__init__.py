@@ -1,0 +1,52 @@
+"""Async database layer: ``Database``, declarative ``Base`` and mixins, ``BaseRepository``.
+
+Needs the ``db`` extra (SQLAlchemy, aiosqlite); PostgreSQL needs ``postgres`` (asyncpg)::
+
+    from energy_common.database import Base, BaseRepository, Database, IdMixin, TimestampMixin
+
+    db = Database("postgresql+asyncpg://app@db/app")
+    async with db.session() as session:  # commits on success, rolls back on error
+        user = await BaseRepository(session, User).create(name="John", email="john@example.com")
+
+Errors: integrity and stale versions raise ``ConflictError``, unreachable databases
+``DatabaseConnectionError``, other failures ``DatabaseError``; unknown field names
+``ValidationError``.
+"""
+
+from energy_common._extras import missing_extra
+
+try:
+    import sqlalchemy
+    import sqlalchemy.ext.asyncio  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise missing_extra("energy-common", "db", exc) from exc
+
+from energy_common.database._engine import Database
+from energy_common.database._errors import translate_error, translating_errors, translating_errors_async
+from energy_common.database._models import (
+    NAMING_CONVENTION,
+    Base,
+    IdMixin,
+    TimestampMixin,
+    UTCDateTime,
+    VersionMixin,
+    utcnow,
+)
+from energy_common.database._page import Page
+from energy_common.database._repository import BaseRepository
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Base",
+    "BaseRepository",
+    "Database",
+    "IdMixin",
+    "Page",
+    "TimestampMixin",
+    "UTCDateTime",
+    "VersionMixin",
+    "translate_error",
+    "translating_errors",
+    "translating_errors_async",
+    "utcnow",
+]

@@ -1,0 +1,137 @@
+"""The one boundary where SQLAlchemy and driver errors become energy errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TypeVar
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm.exc import StaleDataError
+
+from energy_common.exceptions import (
+    ConflictError,
+    DatabaseConnectionError,
+    DatabaseError,
+    EnergyError,
+)
+
+__all__ = ["finish_cleanup", "is_database_error", "translate_error", "translating_errors", "translating_errors_async"]
+
+T = TypeVar("T")
+
+_CONNECTION_WORDS = ("connection", "connect", "terminat", "closed", "broken pipe", "timeout")
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    if isinstance(exc, (sa_exc.DisconnectionError, sa_exc.TimeoutError, OSError, ConnectionError)):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        if isinstance(orig, (OSError, ConnectionError)):
+            return True
+        name = type(orig).__name__.lower() if orig is not None else ""
+        # asyncpg: ConnectionDoesNotExistError, AdminShutdownError, CannotConnectNowError, ...
+        if "connection" in name or "shutdown" in name or "cannotconnect" in name:
+            return True
+        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) and not isinstance(
+            exc, sa_exc.IntegrityError
+        ):
+            text = str(orig).lower()
+            return any(word in text for word in _CONNECTION_WORDS)
+    return False
+
+
+def translate_error(exc: BaseException) -> EnergyError:
+    """Map a SQLAlchemy or driver exception to the energy exception tree.
+
+    Integrity violations and stale optimistic-lock versions become ConflictError,
+    connection failures DatabaseConnectionError, everything else DatabaseError. The
+    message never contains SQL or parameters (they may hold personal data).
+
+    Args:
+        exc: The exception raised by SQLAlchemy or the driver.
+
+    Returns:
+        The energy error to raise ``from exc``.
+    """
+    if isinstance(exc, EnergyError):
+        return exc
+    if isinstance(exc, StaleDataError):
+        return ConflictError(
+            "The row was changed by someone else since it was read; reload it and apply the change again.",
+            {"reason": "stale_version"},
+        )
+    if isinstance(exc, sa_exc.IntegrityError):
+        details: dict[str, str] = {"reason": "integrity"}
+        constraint = getattr(exc.orig, "constraint_name", None)
+        if isinstance(constraint, str):
+            details["constraint"] = constraint
+        return ConflictError(
+            "The change conflicts with existing data (duplicate key or broken reference); "
+            "check unique fields and references.",
+            details,
+        )
+    if _is_connection_failure(exc):
+        return DatabaseConnectionError(
+            f"The database connection failed ({type(exc).__name__}); retry the request shortly."
+        )
+    return DatabaseError(f"The database rejected the operation ({type(exc).__name__}); see the service logs.")
+
+
+_DRIVER_MODULES = frozenset({"asyncpg", "aiosqlite", "sqlite3"})
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Tell whether ``exc`` comes from SQLAlchemy, a database driver or the socket layer."""
+    if isinstance(exc, (sa_exc.SQLAlchemyError, OSError)):
+        return True
+    return type(exc).__module__.partition(".")[0] in _DRIVER_MODULES
+
+
+@contextmanager
+def translating_errors() -> Iterator[None]:
+    """Run a block, re-raising SQLAlchemy/driver errors as energy errors ``from`` the original."""
+    try:
+        yield
+    except Exception as exc:
+        if is_database_error(exc):
+            raise translate_error(exc) from exc
+        raise
+
+
+@asynccontextmanager
+async def translating_errors_async() -> AsyncIterator[None]:
+    """Async form of :func:`translating_errors`."""
+    try:
+        yield
+    except Exception as exc:
+        if is_database_error(exc):
+            raise translate_error(exc) from exc
+        raise
+
+
+async def finish_cleanup(awaitable: Awaitable[T]) -> T:
+    """Run a cleanup step to its end even if the calling task is cancelled meanwhile.
+
+    Cancelling a request while its session rolls back or closes would otherwise leave a
+    connection checked out (or idle in transaction) until garbage collection. The
+    cancellation is re-raised once the cleanup has finished.
+    """
+    task = asyncio.ensure_future(awaitable)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+            continue
+        break
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
