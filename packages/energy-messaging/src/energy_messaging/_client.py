@@ -1,0 +1,145 @@
+"""A thin aiomqtt client subclass: manual QoS 1 acks, direct delivery, pausable reads.
+
+aiomqtt 2.x has no manual acknowledgement and its incoming queue drops messages when
+full, so :class:`MQTTManager` drives the underlying paho client a little more
+directly, at this single boundary:
+
+* paho's ``manual_ack`` is switched on, so a QoS 1 PUBACK is sent only when the
+  manager calls :meth:`ack` after the handler finished;
+* incoming messages go straight to the manager's callback (no aiomqtt ``Message``
+  copy, no per-message task);
+* the socket reader can be paused, which applies TCP back-pressure to the broker when
+  the bounded incoming queue is full instead of dropping;
+* publishes return a future resolved on PUBACK (no task per publish).
+
+The subclass relies on aiomqtt internals (``_client``, ``_loop``, ``_misc_loop``,
+``_disconnected``); the dependency range pins aiomqtt below 3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.properties import Properties
+
+__all__ = ["Client"]
+
+
+class Client(aiomqtt.Client):
+    """aiomqtt client with manual acks, direct delivery and pausable reads (internal)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        deliver: Callable[[paho.MQTTMessage], None],
+        lost: Callable[[], None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._deliver = deliver
+        self._lost = lost
+        self._client.manual_ack_set(True)
+        self._reader: tuple[int, Callable[[], None]] | None = None
+        self._paused = False
+        self._acks: dict[int, asyncio.Future[None]] = {}
+
+    # ------------------------------------------------------------------ paho callbacks
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self._deliver(message)
+
+    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        future = self._acks.pop(mid, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def _on_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any = None
+    ) -> None:
+        super()._on_disconnect(client, userdata, flags, reason_code, properties)
+        self._lost()
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def on_readable() -> None:
+            try:
+                client.loop_read()
+                # TLS sockets may hold decoded bytes the selector cannot see.
+                while getattr(client.socket(), "pending", lambda: 0)() > 0:
+                    client.loop_read()
+            except Exception as exc:  # noqa: BLE001 - any read error means the connection is gone
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(exc)
+                self._lost()
+
+        def register() -> None:
+            self._reader = (sock.fileno(), on_readable)
+            if not self._paused:
+                self._loop.add_reader(sock.fileno(), on_readable)
+            self._misc_task = self._loop.create_task(self._misc_loop(), name="energy-mqtt-misc")
+
+        # paho calls this from the executor thread that runs connect().
+        self._loop.call_soon_threadsafe(register)
+
+    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._reader = None
+        super()._on_socket_close(client, userdata, sock)
+        self._lost()
+
+    # ------------------------------------------------------------------ used by the manager
+    @property
+    def paho(self) -> paho.Client:
+        """The underlying paho client."""
+        return self._client
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (back-pressure) until :meth:`resume_reading`."""
+        if not self._paused:
+            self._paused = True
+            if self._reader is not None:
+                self._loop.remove_reader(self._reader[0])
+
+    def resume_reading(self) -> None:
+        """Read from the socket again."""
+        if self._paused:
+            self._paused = False
+            if self._reader is not None:
+                self._loop.add_reader(*self._reader)
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Send the PUBACK/PUBCOMP for a message handled under manual ack."""
+        with contextlib.suppress(Exception):  # the connection may be gone: the broker will redeliver
+            self._client.ack(mid, qos)
+
+    def send(
+        self, topic: str, payload: bytes, qos: int, retain: bool, properties: Properties | None
+    ) -> asyncio.Future[None] | None:
+        """Hand a PUBLISH to paho; return a future resolved on PUBACK (QoS > 0), or None.
+
+        Raises:
+            aiomqtt.MqttCodeError: If paho refused the publish (not connected, queue full).
+        """
+        info = self._client.publish(topic, payload, qos, retain, properties)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+        if qos == 0 or info.is_published():
+            return None
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._acks[info.mid] = future
+        return future
+
+    def forget_disconnect_error(self) -> None:
+        """Mark aiomqtt's disconnect error as seen (the supervisor already handled the loss)."""
+        fut = self._disconnected
+        if fut.done() and not fut.cancelled():
+            fut.exception()
+
+    def fail_pending(self, exc: BaseException) -> None:
+        """Fail every publish still waiting for its PUBACK (the connection is gone)."""
+        acks, self._acks = self._acks, {}
+        for future in acks.values():
+            if not future.done():
+                future.set_exception(exc)

@@ -1,0 +1,124 @@
+"""Errors of energy-messaging, below the ``MessagingError`` umbrella of energy-common.
+
+::
+
+    MessagingError                      502  MESSAGING_ERROR
+    ├── TopicValidationError            400  TOPIC_INVALID        (also a ValidationError)
+    ├── PayloadEncodeError              400  PAYLOAD_NOT_SERIALIZABLE (also a ValidationError)
+    ├── PublishError                    502  PUBLISH_FAILED
+    ├── CommandError                    502  COMMAND_ERROR
+    │   ├── CommandFailedError          502  COMMAND_FAILED
+    │   ├── CommandTimeoutError         504  COMMAND_TIMEOUT
+    │   └── CommandExpiredError         504  COMMAND_EXPIRED
+    ├── DeviceOfflineError              409  DEVICE_OFFLINE
+    └── MessagingConnectionError        503  MESSAGING_UNAVAILABLE
+        ├── NotConnectedError           503  MQTT_NOT_CONNECTED
+        └── PublishBufferFullError      503  PUBLISH_BUFFER_FULL
+
+An unknown device raises :class:`energy_common.exceptions.ResourceNotFoundError`.
+"""
+
+from __future__ import annotations
+
+from energy_common.exceptions import MessagingConnectionError, MessagingError, ValidationError
+
+__all__ = [
+    "CommandError",
+    "CommandExpiredError",
+    "CommandFailedError",
+    "CommandTimeoutError",
+    "DeviceOfflineError",
+    "MessagingConnectionError",
+    "MessagingError",
+    "NotConnectedError",
+    "PayloadEncodeError",
+    "PublishBufferFullError",
+    "PublishError",
+    "TopicValidationError",
+]
+
+
+class TopicValidationError(MessagingError, ValidationError):
+    """A topic, topic level or topic filter is not allowed (wildcard, ``/`` or NUL in a level, empty...).
+
+    Fix the value named in ``details`` (device ids must not contain ``+ # /`` or NUL).
+    """
+
+    error_code = "TOPIC_INVALID"
+    status_code = 400
+    default_message = "The MQTT topic is invalid."
+
+
+class PayloadEncodeError(MessagingError, ValidationError):
+    """A payload could not be serialised to JSON; pass bytes, str, a dict or a pydantic model."""
+
+    error_code = "PAYLOAD_NOT_SERIALIZABLE"
+    status_code = 400
+    default_message = "The payload cannot be serialised to JSON."
+
+
+class PublishError(MessagingError):
+    """The broker did not accept a publish (it was refused or not acknowledged in time); retry later."""
+
+    error_code = "PUBLISH_FAILED"
+    status_code = 502
+    default_message = "The message could not be published."
+
+
+class NotConnectedError(MessagingConnectionError):
+    """The MQTT manager is not started or already stopped: call ``connect()`` first."""
+
+    error_code = "MQTT_NOT_CONNECTED"
+    status_code = 503
+    default_message = "The MQTT manager is not connected; call connect() first."
+
+
+class PublishBufferFullError(MessagingConnectionError):
+    """The broker is unreachable and the bounded publish buffer is full; nothing was dropped silently.
+
+    Retry after the connection is back (see ``MQTTManager.state``) or raise ``max_buffered_publishes``.
+    """
+
+    error_code = "PUBLISH_BUFFER_FULL"
+    status_code = 503
+    default_message = "The broker is unreachable and the publish buffer is full; retry later."
+
+
+class DeviceOfflineError(MessagingError):
+    """The device is offline and the command was sent with ``when_offline="fail"``."""
+
+    error_code = "DEVICE_OFFLINE"
+    status_code = 409
+    default_message = "The device is offline."
+
+
+class CommandError(MessagingError):
+    """Umbrella for command failures; ``details`` carries ``device_id``, ``command`` and ``command_id``."""
+
+    error_code = "COMMAND_ERROR"
+    status_code = 502
+    default_message = "The device command failed."
+
+
+class CommandFailedError(CommandError):
+    """The device answered the command with an error (its ``error`` object is in ``details``)."""
+
+    error_code = "COMMAND_FAILED"
+    status_code = 502
+    default_message = "The device reported that the command failed."
+
+
+class CommandTimeoutError(CommandError):
+    """The device did not answer within ``timeout`` seconds; it may still execute the command."""
+
+    error_code = "COMMAND_TIMEOUT"
+    status_code = 504
+    default_message = "The device did not answer the command in time."
+
+
+class CommandExpiredError(CommandError):
+    """The device stayed offline until the command's expiry, so it was never sent."""
+
+    error_code = "COMMAND_EXPIRED"
+    status_code = 504
+    default_message = "The command expired before the device came online."

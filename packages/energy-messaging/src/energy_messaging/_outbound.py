@@ -1,0 +1,181 @@
+"""Outgoing path: payload encoding, context injection and the bounded publish buffer."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from energy_messaging import _context
+from energy_messaging._client import Client
+from energy_messaging._errors import PayloadEncodeError, PublishBufferFullError, TopicValidationError
+from energy_messaging._protocol import CONTEXT_FIELD
+
+__all__ = ["Outbound", "Outgoing", "encode_payload", "make_properties"]
+
+_PROPERTY_KEYS = {
+    "response_topic": "ResponseTopic",
+    "correlation_data": "CorrelationData",
+    "content_type": "ContentType",
+    "message_expiry_interval": "MessageExpiryInterval",
+    "payload_format_indicator": "PayloadFormatIndicator",
+}
+
+
+def encode_payload(payload: object, context: dict[str, str] | None) -> bytes:
+    """Serialise a payload: bytes as is, str as UTF-8, None as empty, models and JSON values as JSON.
+
+    ``context`` (3.1.1 only) is added to a JSON object as its ``_ctx`` field.
+
+    Raises:
+        PayloadEncodeError: If the value cannot be serialised.
+    """
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return bytes(payload)
+    if isinstance(payload, str):
+        return payload.encode()
+    if payload is None:
+        return b""
+    dump = getattr(payload, "model_dump", None)
+    if dump is not None and callable(dump):
+        payload = dump(mode="json")
+    if context and isinstance(payload, dict):
+        payload = {**payload, CONTEXT_FIELD: context}
+    try:
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise PayloadEncodeError(
+            f"The payload of type {type(payload).__name__} is not JSON-serialisable: {exc}. "
+            "Pass bytes, str, a dict/list of JSON values or a pydantic model."
+        ) from exc
+
+
+def make_properties(properties: Mapping[str, Any] | None, user_properties: list[tuple[str, str]]) -> Properties | None:
+    """Build paho MQTT 5 PUBLISH properties from snake_case names plus user properties."""
+    if not properties and not user_properties:
+        return None
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    extra_user: list[tuple[str, str]] = []
+    for key, value in (properties or {}).items():
+        if key == "user_properties":
+            extra_user.extend((str(k), str(v)) for k, v in value)
+            continue
+        name = _PROPERTY_KEYS.get(key)
+        if name is None:
+            raise TopicValidationError(
+                f"Unknown MQTT 5 property {key!r}; use one of {sorted(_PROPERTY_KEYS)} or 'user_properties'.",
+                {"property": key},
+            )
+        setattr(props, name, value)
+    if extra_user or user_properties:
+        props.UserProperty = [*extra_user, *user_properties]
+    return props
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """A publish accepted by the manager and not yet confirmed."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    properties: Properties | None
+    done: asyncio.Future[None] | None
+
+
+class Outbound:
+    """Send publishes now, or hold them in a bounded buffer while disconnected."""
+
+    def __init__(self, max_buffered: int) -> None:
+        self.max_buffered = max_buffered
+        self.buffer: deque[Outgoing] = deque()
+        self.client: Client | None = None
+        self._inflight: dict[int, Outgoing] = {}
+        self._ids = 0
+
+    @staticmethod
+    def context(v5: bool) -> tuple[dict[str, str] | None, list[tuple[str, str]]]:
+        """Return the context for the payload (3.1.1) and for user properties (MQTT 5)."""
+        carrier = _context.current_carrier()
+        if not carrier:
+            return None, []
+        if v5:
+            return None, _context.to_user_properties(carrier)
+        return carrier, []
+
+    def submit(self, item: Outgoing) -> None:
+        """Send ``item`` now if connected (and nothing older waits), else buffer it.
+
+        Raises:
+            PublishBufferFullError: If it must be buffered and the buffer is full.
+        """
+        if self.client is not None and not self.buffer:
+            self._send(self.client, item)
+            return
+        if len(self.buffer) >= self.max_buffered:
+            raise PublishBufferFullError(
+                f"The broker is unreachable and {self.max_buffered} publishes are already buffered; "
+                "retry once connected or raise max_buffered_publishes.",
+                {"max_buffered_publishes": self.max_buffered, "topic": item.topic},
+            )
+        self.buffer.append(item)
+
+    def _send(self, client: Client, item: Outgoing) -> bool:
+        try:
+            ack = client.send(item.topic, item.payload, item.qos, item.retain, item.properties)
+        except Exception:  # noqa: BLE001 - paho refused: the connection just went away
+            self.buffer.appendleft(item)
+            return False
+        if ack is None:
+            if item.done is not None and not item.done.done():
+                item.done.set_result(None)
+            return True
+        self._ids += 1
+        key = self._ids
+        self._inflight[key] = item
+        ack.add_done_callback(functools.partial(self._acked, key))
+        return True
+
+    def _acked(self, key: int, fut: asyncio.Future[None]) -> None:
+        item = self._inflight.pop(key, None)
+        if item is None:
+            return
+        if fut.cancelled() or fut.exception() is not None:
+            # Connection lost before PUBACK: send again after reconnect (at least once).
+            self.buffer.appendleft(item)
+            return
+        if item.done is not None and not item.done.done():
+            item.done.set_result(None)
+
+    def attach(self, client: Client) -> None:
+        """Connected: flush the buffer in order, then send directly."""
+        self.client = client
+        while self.buffer and self.client is client:
+            if not self._send(client, self.buffer.popleft()):
+                break
+
+    def detach(self, exc: BaseException) -> None:
+        """Disconnected: publishes waiting for PUBACK go back to the buffer."""
+        client, self.client = self.client, None
+        if client is not None:
+            client.fail_pending(exc)
+        # fail_pending resolves futures whose callbacks run later; move them back now, oldest first.
+        for key in sorted(self._inflight, reverse=True):
+            self.buffer.appendleft(self._inflight.pop(key))
+
+    def fail_all(self, exc: BaseException) -> int:
+        """Fail every buffered publish (at shutdown); return how many there were."""
+        count = len(self.buffer)
+        while self.buffer:
+            item = self.buffer.popleft()
+            if item.done is not None and not item.done.done():
+                item.done.set_exception(exc)
+        return count

@@ -1,0 +1,21 @@
+"""Topic building and matching: refuse injection, route wildcards (see :mod:`energy_messaging._topics`)."""
+
+from energy_messaging._protocol import DeviceTopics
+from energy_messaging._topics import (
+    MAX_TOPIC_BYTES,
+    TopicPattern,
+    build_topic,
+    topic_level,
+    validate_topic,
+    validate_topic_filter,
+)
+
+__all__ = [
+    "MAX_TOPIC_BYTES",
+    "DeviceTopics",
+    "TopicPattern",
+    "build_topic",
+    "topic_level",
+    "validate_topic",
+    "validate_topic_filter",
+]
