@@ -277,7 +277,9 @@ MALFORMED = [
         id="nan",
     ),
     pytest.param(
-        {"event": b'{"specversion": "1.0", "id": "1", "type": "other.type", "source": "s", "time": "2026-01-01T00:00:00Z"}'},
+        {
+            "event": b'{"specversion": "1.0", "id": "1", "type": "other.type", "source": "s", "time": "2026-01-01T00:00:00Z"}'
+        },
         "event type 'other.type' does not match stream type 't.x'",
         id="type-mismatch",
     ),
