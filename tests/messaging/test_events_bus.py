@@ -92,12 +92,12 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     yield Backend("redis", make_redis, inject_redis, delete_redis, pending_redis, store)
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until ``predicate()`` holds, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+async def eventually(predicate: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait until ``predicate()`` holds, failing after ``within`` seconds."""
+    deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
+            pytest.fail(f"condition not met within {within} s")
         await asyncio.sleep(0.02)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import textwrap
 import time
@@ -45,12 +44,12 @@ CONSUMER_SCRIPT = textwrap.dedent(
 )
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until ``predicate()`` holds, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+async def eventually(predicate: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait until ``predicate()`` holds, failing after ``within`` seconds."""
+    deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
+            pytest.fail(f"condition not met within {within} s")
         await asyncio.sleep(0.02)
 
 
@@ -62,17 +61,14 @@ async def test_consumer_killed_with_sigkill_mid_message_is_taken_over(
     marker = tmp_path / "handling"
     script = tmp_path / "consumer.py"
     script.write_text(CONSUMER_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), redis_url, namespace, str(marker)])
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(script), redis_url, namespace, str(marker))
     try:
         async with RedisStreamsEventBus(redis_url, namespace=namespace, group="workers", **FAST) as publisher:
             event = await publisher.publish("job.run", {"job": 1})
-        await eventually(marker.exists, timeout=30)
-        proc.kill()
-        proc.wait(10)
+        await eventually(marker.exists, within=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        proc.kill()  # SIGKILL: no cleanup, no acknowledgement
+        await asyncio.wait_for(proc.wait(), 10)
     assert marker.read_text() == event.id
     stream = f"{namespace}:stream:job.run"
     pending = await redis_client.xpending_range(stream, "workers", min="-", max="+", count=10)
@@ -120,7 +116,7 @@ async def test_redis_down_gives_typed_error_and_consumer_recovers(
 
         server.start()  # a fresh, empty server: the stream and the group are gone
         await bus.publish("t.x", "after")
-        await eventually(lambda: seen == ["before", "after"], timeout=20)
+        await eventually(lambda: seen == ["before", "after"], within=20)
         assert bus.stats.connected
         assert bus.stats.connection_errors >= 1
 
