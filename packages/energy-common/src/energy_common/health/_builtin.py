@@ -44,7 +44,9 @@ class DatabaseHealthCheck:
             from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: PLC0415 - keeps the core free of the db extra
         except ImportError as exc:  # pragma: no cover - exercised only without the extra
             raise missing_extra("energy-common", "db", exc) from exc
-        engine = getattr(engine_or_database, "engine", engine_or_database)
+        engine = engine_or_database
+        if not isinstance(engine, AsyncEngine):
+            engine = getattr(engine_or_database, "engine", None)
         if not isinstance(engine, AsyncEngine):
             raise ConfigurationError(
                 f"DatabaseHealthCheck needs a SQLAlchemy AsyncEngine or an object with an .engine that is one, "

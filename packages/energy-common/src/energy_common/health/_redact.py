@@ -14,7 +14,7 @@ _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:
 # key=value and key: value pairs whose key names a secret (query strings, DSNs, repr of dicts).
 _KEY_VALUE = re.compile(
     r"(?P<key>(?:password|passwd|pwd|secret|token|access_token|refresh_token|api[_-]?key|apikey|auth|"
-    r"authorization|credentials?|signature|sig|session|cookie)['\"]?\s*[=:]\s*['\"]?)(?P<value>[^\s&,;'\"}]+)",
+    r"authorization|credentials?|signature|sig|session|cookie)['\"]?\s*[=:]\s*['\"]?)(?!\*\*\*)(?!(?:Bearer|Basic|Token)\s)(?P<value>[^\s&,;'\"}]+)",
     re.IGNORECASE,
 )
 # Authorization header values.
