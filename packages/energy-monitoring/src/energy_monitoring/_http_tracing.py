@@ -27,6 +27,12 @@ class TracingMiddleware:
     escaping exception sets error status (the exception is recorded and re-raised).
     Non-HTTP scopes pass through untouched. Telemetry failures are logged, never raised.
 
+    FastAPI versions with native OpenTelemetry support open their own server span when a
+    global provider is installed. Wrapped around such an app, this middleware marks the
+    request as observed so FastAPI does not open a second one; placed inside FastAPI's
+    stack (``add_middleware``), it finds FastAPI's span already open and steps aside
+    (pass ``FastAPI(telemetry={"tracing": False})`` to get this middleware's span instead).
+
     Args:
         app: The ASGI app to wrap.
         tracer_provider: Provider to use; OpenTelemetry's global one if None.
@@ -46,7 +52,11 @@ class TracingMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection."""
-        if scope["type"] != "http" or scope.get("path") in self.exclude_paths:
+        if (
+            scope["type"] != "http"
+            or scope.get("path") in self.exclude_paths
+            or getattr(scope.get(_FASTAPI_KEY), "span", None) is not None
+        ):
             await self.app(scope, receive, send)
             return
         method = normalize_method(scope.get("method", "GET"))
@@ -70,6 +80,10 @@ class TracingMiddleware:
             await self.app(scope, receive, send)
             return
         status = 0
+        # FastAPI's native telemetry skips requests carrying this key: one server span, ours.
+        marked = _FASTAPI_KEY not in scope
+        if marked:
+            scope[_FASTAPI_KEY] = None
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -101,6 +115,11 @@ class TracingMiddleware:
             except Exception:
                 logger.exception("Could not finish the request span")
             otel_context.detach(token)
+            if marked:
+                scope.pop(_FASTAPI_KEY, None)
 
 
+#: Scope key of FastAPI's native OpenTelemetry telemetry (FastAPI >= 0.16x): its request
+#: state while FastAPI's own server span is open; present (None) means "already observed".
+_FASTAPI_KEY = "fastapi.telemetry"
 _WANTED = frozenset({b"traceparent", b"tracestate", b"baggage"})
