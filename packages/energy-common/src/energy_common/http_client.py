@@ -32,10 +32,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise missing_extra("energy-common", "http", exc) from exc
 
 from energy_common._http._breaker import CircuitBreaker, CircuitState
-from energy_common._http._client import CallOptions, ServiceClient, TokenProvider
+from energy_common._http._client import ServiceClient, TokenProvider
 from energy_common._http._health import CircuitBreakerHealthCheck
 from energy_common._http._redirect import SENSITIVE_HEADER
 from energy_common._http._retry import IDEMPOTENT_METHODS, RETRY_STATUSES, RetryPolicy, parse_retry_after
+from energy_common._http._verbs import CallOptions
 
 __all__ = [
     "IDEMPOTENT_METHODS",

@@ -10,7 +10,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
-from typing import Any, Self, TypedDict, Unpack
+from typing import Any, Self, Unpack
 
 import httpx
 
@@ -18,34 +18,23 @@ from energy_common._http._breaker import CircuitBreaker
 from energy_common._http._errors import error_for_status
 from energy_common._http._retry import IDEMPOTENT_METHODS, RETRY_STATUSES, RetryPolicy, parse_retry_after
 from energy_common._http._transport import Answer, TransportFailure, send_following_redirects
-from energy_common.exceptions import ConfigurationError, EnergyError, ExternalServiceError, ServiceUnavailableError
+from energy_common._http._verbs import CallOptions, Params, VerbsMixin
+from energy_common.exceptions import (
+    ConfigurationError,
+    EnergyError,
+    ExternalServiceError,
+    ServiceUnavailableError,
+    ValidationError,
+)
 from energy_common.health._redact import redact_url
 from energy_common.propagation import inject_context
 
-__all__ = ["CallOptions", "ServiceClient", "TokenProvider"]
+__all__ = ["ServiceClient", "TokenProvider"]
 
 logger = logging.getLogger("energy_common.http_client")
 
 #: Returns the bearer token for the next call (sync or async); cache and refresh it yourself.
 TokenProvider = Callable[[], Awaitable[str] | str]
-
-Params = Mapping[str, str | int | float | bool | list[str] | None]
-
-
-class CallOptions(TypedDict, total=False):
-    """Per-call overrides accepted by every verb of :class:`ServiceClient`.
-
-    Attributes:
-        deadline: Overall seconds for this call, retries and body included.
-        retries: Extra attempts for this call.
-        unwrap_envelope: Return the envelope's ``data`` (True) or the whole body.
-        idempotency_key: Sent as ``Idempotency-Key``; makes POST/PATCH retryable.
-    """
-
-    deadline: float
-    retries: int
-    unwrap_envelope: bool
-    idempotency_key: str
 
 
 def _positive(label: str, value: float) -> float:
@@ -54,7 +43,7 @@ def _positive(label: str, value: float) -> float:
     return float(value)
 
 
-class ServiceClient:
+class ServiceClient(VerbsMixin):
     """Call another platform service over HTTP: timeouts, retries, a circuit breaker.
 
     Every call propagates the correlation id and W3C trace context, runs under an
@@ -180,64 +169,6 @@ class ServiceClient:
         """Whether :meth:`aclose` was called."""
         return self._http.is_closed
 
-    async def get(
-        self,
-        path: str,
-        *,
-        params: Params | None = None,
-        headers: Mapping[str, str] | None = None,
-        **options: Unpack[CallOptions],
-    ) -> Any:
-        """GET ``path`` and return the decoded JSON (see :meth:`request`)."""
-        return await self.request("GET", path, params=params, headers=headers, **options)
-
-    async def post(
-        self,
-        path: str,
-        json: Any = None,
-        *,
-        params: Params | None = None,
-        headers: Mapping[str, str] | None = None,
-        **options: Unpack[CallOptions],
-    ) -> Any:
-        """POST ``json`` to ``path``; retried only with an ``idempotency_key``."""
-        return await self.request("POST", path, json=json, params=params, headers=headers, **options)
-
-    async def put(
-        self,
-        path: str,
-        json: Any = None,
-        *,
-        params: Params | None = None,
-        headers: Mapping[str, str] | None = None,
-        **options: Unpack[CallOptions],
-    ) -> Any:
-        """PUT ``json`` to ``path`` (idempotent: retried)."""
-        return await self.request("PUT", path, json=json, params=params, headers=headers, **options)
-
-    async def patch(
-        self,
-        path: str,
-        json: Any = None,
-        *,
-        params: Params | None = None,
-        headers: Mapping[str, str] | None = None,
-        **options: Unpack[CallOptions],
-    ) -> Any:
-        """PATCH ``json`` to ``path``; retried only with an ``idempotency_key``."""
-        return await self.request("PATCH", path, json=json, params=params, headers=headers, **options)
-
-    async def delete(
-        self,
-        path: str,
-        *,
-        params: Params | None = None,
-        headers: Mapping[str, str] | None = None,
-        **options: Unpack[CallOptions],
-    ) -> Any:
-        """DELETE ``path`` (idempotent: retried)."""
-        return await self.request("DELETE", path, params=params, headers=headers, **options)
-
     async def request(
         self,
         method: str,
@@ -283,7 +214,13 @@ class ServiceClient:
             call_headers["authorization"] = f"Bearer {token}"
         content = None
         if json is not None:
-            content = jsonlib.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+            try:
+                content = jsonlib.dumps(json, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+            except (TypeError, ValueError) as exc:
+                raise ValidationError(
+                    f"The body for {method} {path} to {self.service_name} cannot be sent as JSON: {exc}.",
+                    {"service": self.service_name, "method": method},
+                ) from exc
             call_headers.setdefault("content-type", "application/json")
         retryable = method in IDEMPOTENT_METHODS or "idempotency-key" in call_headers
         retries = options.get("retries", self.retry.retries) if retryable else 0
@@ -291,12 +228,15 @@ class ServiceClient:
         base = self._http.base_url
         target = base.copy_with(raw_path=base.raw_path + relative.raw_path.lstrip(b"/"))
         ctx = {"service": self.service_name, "method": method, "path": target.path}
+        scope = asyncio.timeout(deadline)
         try:
-            async with asyncio.timeout(deadline):
+            async with scope:
                 answer = await self._attempts(
                     method, target, headers=call_headers, content=content, retries=retries, deadline=deadline, ctx=ctx
                 )
         except TimeoutError as exc:
+            if not scope.expired():
+                raise
             self.breaker.record_failure()
             raise ServiceUnavailableError(
                 f"{self.service_name} did not answer {method} {target.path} within the {deadline:g} s deadline; "
