@@ -153,7 +153,7 @@ def parse_token(token: object, max_bytes: int = DEFAULT_MAX_TOKEN_BYTES) -> Pars
     if not isinstance(algorithm, str):
         raise MalformedTokenError("The token header has no 'alg' string.")
     kid = header.get("kid")
-    if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH):
+    if "kid" in header and (not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH):
         raise MalformedTokenError("The token header's 'kid' must be a non-empty string of at most 256 characters.")
     if "crit" in header:
         raise MalformedTokenError("The token header lists critical extensions this verifier does not support.")

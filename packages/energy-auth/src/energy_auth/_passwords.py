@@ -113,6 +113,8 @@ class PasswordHasher:
 
     def needs_rehash(self, stored_hash: str) -> bool:
         """Tell whether ``stored_hash`` was made with other parameters (or is malformed)."""
+        if not isinstance(stored_hash, str | bytes):
+            return True
         try:
             return self._hasher.check_needs_rehash(stored_hash)
         except (InvalidHashError, ValueError, TypeError):
