@@ -14,7 +14,7 @@ from typing import Any, Literal, Self, overload
 from opentelemetry import trace
 
 from energy_messaging.events._bus import DeadLetter, DeadLetterHook, EventBusStats, EventHandler
-from energy_messaging.events._consumer import Consumer, ConsumerSettings, decode_dead_letter
+from energy_messaging.events._consumer import Consumer, ConsumerSettings, decode_dead_letter, tracing_enabled
 from energy_messaging.events._envelope import MAX_EVENT_BYTES, Event, build_event, encode_event, validate_event_type
 from energy_messaging.events._errors import EventBusClosedError, EventBusConfigurationError
 from energy_messaging.events._transport import EVENT_FIELD, Transport
@@ -194,17 +194,47 @@ class TransportEventBus:
         if not self._running:
             raise EventBusClosedError()
         stream = self.stream_for(event_type)
-        with tracer.start_as_current_span(f"{event_type} publish", kind=trace.SpanKind.PRODUCER):
-            event = build_event(
-                event_type,
-                data,
-                source=source or self._source,
+        if tracing_enabled():
+            with tracer.start_as_current_span(f"{event_type} publish", kind=trace.SpanKind.PRODUCER):
+                event = await self._send(
+                    stream,
+                    event_type=event_type,
+                    data=data,
+                    source=source,
+                    event_id=event_id,
+                    correlation_id=correlation_id,
+                )
+        else:
+            event = await self._send(
+                stream,
+                event_type=event_type,
+                data=data,
+                source=source,
                 event_id=event_id,
                 correlation_id=correlation_id,
             )
-            raw = encode_event(event, max_bytes=self._settings.max_event_bytes)
-            await self._transport.append(stream, {EVENT_FIELD: raw}, maxlen=self._settings.maxlen)
         self._stats.published += 1
+        return event
+
+    async def _send(
+        self,
+        stream: str,
+        *,
+        event_type: str,
+        data: Any,
+        source: str | None,
+        event_id: str | None,
+        correlation_id: str | None,
+    ) -> Event:
+        event = build_event(
+            event_type,
+            data,
+            source=source or self._source,
+            event_id=event_id,
+            correlation_id=correlation_id,
+        )
+        raw = encode_event(event, max_bytes=self._settings.max_event_bytes)
+        await self._transport.append(stream, {EVENT_FIELD: raw}, maxlen=self._settings.maxlen)
         return event
 
     @overload

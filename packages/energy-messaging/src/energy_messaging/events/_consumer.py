@@ -19,12 +19,13 @@ from energy_messaging.events._envelope import Event, decode_event
 from energy_messaging.events._errors import EventBusConnectionError, InvalidEventError
 from energy_messaging.events._transport import EVENT_FIELD, Entry, NoGroupError, Transport
 
-__all__ = ["Consumer", "ConsumerSettings"]
+__all__ = ["Consumer", "ConsumerSettings", "decode_dead_letter", "encode_dead_letter", "tracing_enabled"]
 
 logger = logging.getLogger("energy_messaging.events")
 tracer = trace.get_tracer("energy_messaging.events")
 
 _MAX_REASON = 500
+_NO_SDK = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 _BACKOFF_MIN = 0.05
 _BACKOFF_MAX = 5.0
 
@@ -208,16 +209,18 @@ class Consumer:
         """Run the handlers under the event's correlation id and trace context."""
         token = otel_context.attach(extract_context(event.carrier()))
         try:
-            with (
-                correlation_scope(event.correlationid),
-                tracer.start_as_current_span(
-                    f"{event.type} process",
-                    kind=trace.SpanKind.CONSUMER,
-                    attributes={"messaging.system": "energy-events", "messaging.message.id": event.id},
-                ),
-            ):
-                for handler in handlers:
-                    await handler(event)
+            with correlation_scope(event.correlationid):
+                if tracing_enabled():
+                    with tracer.start_as_current_span(
+                        f"{event.type} process",
+                        kind=trace.SpanKind.CONSUMER,
+                        attributes={"messaging.system": "energy-events", "messaging.message.id": event.id},
+                    ):
+                        for handler in handlers:
+                            await handler(event)
+                else:
+                    for handler in handlers:
+                        await handler(event)
         finally:
             otel_context.detach(token)
 
@@ -244,6 +247,11 @@ class Consumer:
             except Exception:
                 logger.exception("on_dead_letter hook failed for entry %s", entry.entry_id)
         return True
+
+
+def tracing_enabled() -> bool:
+    """Tell whether an OpenTelemetry SDK is configured (else spans are skipped: they would be no-ops)."""
+    return not isinstance(trace.get_tracer_provider(), _NO_SDK)
 
 
 def encode_dead_letter(letter: DeadLetter) -> dict[str, bytes]:

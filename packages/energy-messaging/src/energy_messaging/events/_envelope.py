@@ -191,7 +191,7 @@ def encode_event(event: Event, *, max_bytes: int = MAX_EVENT_BYTES) -> bytes:
             the encoded event exceeds ``max_bytes``.
     """
     try:
-        raw = json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        raw = _ENCODER.encode(event.to_dict()).encode()
     except (TypeError, ValueError) as exc:
         raise InvalidEventError(
             f"Event data must be JSON (dicts, lists, strings, numbers, booleans, null): {exc}",
@@ -209,6 +209,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def decode_event(raw: bytes | str, *, max_bytes: int = MAX_EVENT_BYTES) -> Event:
     """Parse and validate a received event.
 
@@ -221,7 +225,7 @@ def decode_event(raw: bytes | str, *, max_bytes: int = MAX_EVENT_BYTES) -> Event
     if len(raw) > max_bytes:
         raise InvalidEventError(f"event of {len(raw)} bytes exceeds the limit of {max_bytes}")
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
+        body = _DECODER.decode(raw.decode() if isinstance(raw, bytes) else raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidEventError(f"event is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):

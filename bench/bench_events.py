@@ -1,0 +1,237 @@
+"""Event-bus throughput: energy bus on Redis Streams vs a raw redis-py loop; in-process bus.
+
+    python bench/bench_events.py            7 interleaved rounds, 10,000 events each
+    python bench/bench_events.py --quick    3 rounds, 2,000 events each
+
+Every variant publishes N small JSON events one by one (each publish awaited, as a
+service does) while a consumer in the same event loop handles them; a round ends when
+the N-th event is handled. Reported per variant: median events/s end to end (wall
+clock, publisher and consumer running together) and median CPU microseconds per
+event of this process (``time.process_time``; the Redis server's CPU is not included).
+
+Variants:
+    redis-energy  ``RedisStreamsEventBus``: CloudEvents envelope (id, time, correlation
+                  id, trace context), XADD with MAXLEN ~, XREADGROUP (batches of 100),
+                  envelope validation, correlation/trace restore around the handler, XACK
+                  per batch.
+    redis-raw     redis-py alone: ``json.dumps`` payload, XADD with MAXLEN ~, XREADGROUP
+                  (batches of 100), ``json.loads``, handler call, XACK per batch.
+    memory-energy ``InMemoryEventBus`` (same envelope and group semantics, no network).
+    memory-raw    an ``asyncio.Queue`` with ``json.dumps``/``json.loads``: the floor.
+
+Variants run in interleaved rounds in a shuffled order, each round on fresh stream keys
+(deleted afterwards). Ratios are of medians: energy / raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as redis_asyncio
+from energy_messaging.events import Event, InMemoryEventBus
+from energy_messaging.events.redis_streams import RedisStreamsEventBus
+
+REDIS_URL = os.environ.get("ENERGY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+MAXLEN = 100_000
+BATCH = 100
+
+Result = tuple[float, float]  # (wall seconds, cpu seconds)
+Variant = Callable[[int], Awaitable[Result]]
+
+
+def payload(i: int) -> dict[str, object]:
+    """A telemetry-like event body."""
+    return {"device_id": f"sensor{i % 100:03d}", "kw": 1.25, "seq": i}
+
+
+async def _cleanup(prefix: str) -> None:
+    client = redis_asyncio.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def redis_energy(n: int) -> Result:
+    """End-to-end run of RedisStreamsEventBus."""
+    prefix = f"bench:events:{uuid.uuid4().hex[:8]}"
+    done = asyncio.Event()
+    count = 0
+
+    async def handler(event: Event) -> None:
+        nonlocal count
+        count += 1
+        if count == n:
+            done.set()
+
+    bus = RedisStreamsEventBus(REDIS_URL, namespace=prefix, group="bench", maxlen=MAXLEN, batch_size=BATCH, block=0.5)
+    bus.subscribe("reading.stored", handler)
+    try:
+        async with bus:
+            await bus.client.xgroup_create(bus.stream_for("reading.stored"), "bench", id="0", mkstream=True)
+            wall, cpu = time.perf_counter(), time.process_time()
+            for i in range(n):
+                await bus.publish("reading.stored", payload(i))
+            await asyncio.wait_for(done.wait(), 120)
+            return time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        await _cleanup(prefix)
+
+
+async def redis_raw(n: int) -> Result:
+    """End-to-end run of a plain redis-py XADD / XREADGROUP / XACK loop."""
+    prefix = f"bench:events:{uuid.uuid4().hex[:8]}"
+    stream = f"{prefix}:stream:reading.stored"
+    client = redis_asyncio.from_url(REDIS_URL)
+    reader = redis_asyncio.from_url(REDIS_URL)
+    done = asyncio.Event()
+    count = 0
+
+    async def handler(data: object) -> None:
+        nonlocal count
+        count += 1
+        if count == n:
+            done.set()
+
+    async def consume() -> None:
+        while not done.is_set():
+            reply = await reader.xreadgroup("bench", "c1", {stream: ">"}, count=BATCH, block=500)
+            for name, messages in reply or []:
+                ids = []
+                for entry_id, fields in messages:
+                    await handler(json.loads(fields[b"event"]))
+                    ids.append(entry_id)
+                if ids:
+                    await reader.xack(name, "bench", *ids)
+
+    try:
+        await client.xgroup_create(stream, "bench", id="0", mkstream=True)
+        task = asyncio.create_task(consume(), name="bench-raw-consumer")
+        wall, cpu = time.perf_counter(), time.process_time()
+        for i in range(n):
+            body = json.dumps(payload(i), separators=(",", ":")).encode()
+            await client.xadd(stream, {"event": body}, maxlen=MAXLEN, approximate=True)
+        await asyncio.wait_for(done.wait(), 120)
+        result = time.perf_counter() - wall, time.process_time() - cpu
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return result
+    finally:
+        await client.aclose()
+        await reader.aclose()
+        await _cleanup(prefix)
+
+
+async def memory_energy(n: int) -> Result:
+    """End-to-end run of InMemoryEventBus."""
+    done = asyncio.Event()
+    count = 0
+
+    async def handler(event: Event) -> None:
+        nonlocal count
+        count += 1
+        if count == n:
+            done.set()
+
+    bus = InMemoryEventBus(group="bench", maxlen=MAXLEN, batch_size=BATCH, block=0.5)
+    bus.subscribe("reading.stored", handler)
+    async with bus:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for i in range(n):
+            await bus.publish("reading.stored", payload(i))
+        await asyncio.wait_for(done.wait(), 120)
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+
+async def memory_raw(n: int) -> Result:
+    """End-to-end run of an asyncio.Queue carrying JSON bytes."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    done = asyncio.Event()
+    count = 0
+
+    async def handler(data: object) -> None:
+        nonlocal count
+        count += 1
+        if count == n:
+            done.set()
+
+    async def consume() -> None:
+        while True:
+            await handler(json.loads(await queue.get()))
+
+    task = asyncio.create_task(consume(), name="bench-queue-consumer")
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(n):
+        await queue.put(json.dumps(payload(i), separators=(",", ":")).encode())
+        await asyncio.sleep(0)  # let the consumer run, as an awaited network call would
+    await asyncio.wait_for(done.wait(), 120)
+    result = time.perf_counter() - wall, time.process_time() - cpu
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return result
+
+
+VARIANTS: dict[str, Variant] = {
+    "redis-energy": redis_energy,
+    "redis-raw": redis_raw,
+    "memory-energy": memory_energy,
+    "memory-raw": memory_raw,
+}
+
+
+async def run(rounds: int, n: int) -> dict[str, list[Result]]:
+    """Run every variant once per round, in a shuffled order; return the samples."""
+    samples: dict[str, list[Result]] = {name: [] for name in VARIANTS}
+    for name, variant in VARIANTS.items():  # warm-up (imports, connections, JIT-free caches)
+        await variant(min(n, 500))
+        del name
+    for _ in range(rounds):
+        order = list(VARIANTS)
+        random.shuffle(order)
+        for name in order:
+            samples[name].append(await VARIANTS[name](n))
+    return samples
+
+
+def report(samples: dict[str, list[Result]], n: int) -> str:
+    """Format medians and ratios."""
+    rate = {name: statistics.median(n / wall for wall, _ in values) for name, values in samples.items()}
+    cpu_us = {name: statistics.median(cpu / n * 1e6 for _, cpu in values) for name, values in samples.items()}
+    lines = [f"{'variant':<14} {'events/s':>10} {'CPU us/event':>13}"]
+    lines += [f"{name:<14} {rate[name]:>10,.0f} {cpu_us[name]:>13.1f}" for name in samples]
+    for backend in ("redis", "memory"):
+        lines.append(
+            f"{backend}: energy/raw throughput {rate[f'{backend}-energy'] / rate[f'{backend}-raw']:.2f}x, "
+            f"CPU per event {cpu_us[f'{backend}-energy'] / cpu_us[f'{backend}-raw']:.2f}x"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 2,000 events")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--events", type=int, default=None)
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 7)
+    n = args.events or (2_000 if args.quick else 10_000)
+    samples = asyncio.run(run(rounds, n))
+    print(f"event bus, {n:,} events x {rounds} rounds (medians), Redis at {REDIS_URL.split('@')[-1]}")
+    print(report(samples, n))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
