@@ -79,7 +79,6 @@ async def redis_energy(n: int) -> Result:
     bus.subscribe("reading.stored", handler)
     try:
         async with bus:
-            await bus.client.xgroup_create(bus.stream_for("reading.stored"), "bench", id="0", mkstream=True)
             wall, cpu = time.perf_counter(), time.process_time()
             for i in range(n):
                 await bus.publish("reading.stored", payload(i))
