@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 
 from energy_common.cache._backend import CacheBackend
@@ -17,10 +17,14 @@ from energy_common.exceptions import ConfigurationError
 __all__ = ["backend_from_url", "create_cache"]
 
 
-def backend_from_url(url: str, **redis_options: Any) -> CacheBackend:
+def backend_from_url(
+    url: str, *, max_connections: int = 50, pool_timeout: float = 10.0, **redis_options: Any
+) -> CacheBackend:
     """Build a backend: ``redis://`` / ``rediss://`` (``?cluster=true`` for Redis Cluster) or ``memory://``.
 
-    ``memory://?max_size=5000`` sets the memory backend's size bound.
+    ``memory://?max_size=5000`` sets the memory backend's size bound. A standalone Redis
+    client gets a *blocking* pool: beyond ``max_connections`` callers wait (up to
+    ``pool_timeout`` seconds) instead of failing at once under a burst.
 
     Raises:
         ConfigurationError: Unknown scheme or bad option.
@@ -36,7 +40,10 @@ def backend_from_url(url: str, **redis_options: Any) -> CacheBackend:
         if query.get("cluster", "").lower() in {"1", "true", "yes"}:
             plain = url.replace("cluster=" + query["cluster"], "").rstrip("?&")
             return RedisBackend(RedisCluster.from_url(plain, **redis_options), owns_client=True)
-        return RedisBackend(Redis.from_url(url, **redis_options), owns_client=True)
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=pool_timeout, **redis_options
+        )
+        return RedisBackend(Redis.from_pool(pool), owns_client=True)
     raise ConfigurationError(f"Unsupported cache URL scheme {parts.scheme!r}; use redis://, rediss:// or memory://.")
 
 
