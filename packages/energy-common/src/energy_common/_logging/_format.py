@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
 
-from energy_common._logging._redact import redact, redact_text
+from energy_common._logging._redact import (
+    REDACTED,
+    is_sensitive_key,
+    might_hold_secret,
+    redact,
+    redact_text,
+    text_is_clean,
+)
 from energy_common.context import get_correlation_id
 
 __all__ = ["ConsoleFormatter", "JSONFormatter", "record_to_dict"]
@@ -23,8 +31,46 @@ _CORE_KEYS = frozenset(
 )
 
 
+_second_cache: list[Any] = [None, ""]
+
+
 def _timestamp(created: float) -> str:
-    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # Formatting the date part is the expensive bit; it changes once a second.
+    second = int(created)
+    if _second_cache[0] != second:
+        _second_cache[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second_cache[0] = second
+    return f"{_second_cache[1]}.{int((created - second) * 1000):03d}Z"
+
+
+def _message(record: logging.LogRecord) -> str:
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a bad format string must not lose the line
+        message = f"{record.msg!r} (unformattable args: {record.args!r})"
+    # Check the template and the arguments (cached verdicts, they repeat) rather than the
+    # formatted message (unique per line); redact only when one of them looks suspicious.
+    template, args = record.msg, record.args
+    if not isinstance(template, str) or not text_is_clean(template):
+        return redact_text(message)
+    values = args.values() if isinstance(args, Mapping) else args or ()
+    for arg in values:
+        if isinstance(arg, str):
+            if not text_is_clean(arg):
+                return redact_text(message)
+        elif not (arg is None or isinstance(arg, int | float)) and might_hold_secret(str(arg)):
+            return redact_text(message)
+    return message
+
+
+def _value(key: str, value: Any) -> Any:
+    if is_sensitive_key(key):
+        return REDACTED
+    if value is None or isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        return value if text_is_clean(value) else redact_text(value)
+    return redact(value)
 
 
 def record_to_dict(record: logging.LogRecord, service: str | None) -> dict[str, Any]:
@@ -35,33 +81,29 @@ def record_to_dict(record: logging.LogRecord, service: str | None) -> dict[str, 
         service: The service name set by ``setup_logging`` (``None`` before it ran).
 
     Returns:
-        A JSON-ready dict: timestamp (UTC, ISO 8601), level, service, logger, message,
-        correlation_id, trace_id/span_id (only while a span is recording), the record's
-        extra fields and ``exception`` when the record carries exc_info.
+        A dict: timestamp (UTC, ISO 8601), level, service, logger, message,
+        correlation_id, trace_id/span_id (only while a span is active), the record's
+        extra fields, and ``exception`` when the record carries exc_info. Secret-looking
+        keys are redacted at any depth and secrets are removed from strings. Values
+        that are not JSON types are left as they are (the JSON formatter prints them
+        with ``str`` and redacts the text).
     """
-    try:
-        message = record.getMessage()
-    except Exception:  # noqa: BLE001 - a bad format string must not lose the line
-        message = f"{record.msg!r} (unformattable args: {record.args!r})"
     data: dict[str, Any] = {
         "timestamp": _timestamp(record.created),
         "level": record.levelname,
         "service": service,
         "logger": record.name,
-        "message": redact_text(message),
+        "message": _message(record),
         "correlation_id": get_correlation_id(),
     }
     span_context = trace.get_current_span().get_span_context()
     if span_context.is_valid:
         data["trace_id"] = format(span_context.trace_id, "032x")
         data["span_id"] = format(span_context.span_id, "016x")
-    extras = {
-        f"{key}_extra" if key in _CORE_KEYS else key: value
-        for key, value in record.__dict__.items()
-        if key not in _RESERVED and not key.startswith("_")
-    }
-    if extras:
-        data.update(redact(extras))
+    for key, value in record.__dict__.items():
+        if key in _RESERVED or key[:1] == "_":
+            continue
+        data[f"{key}_extra" if key in _CORE_KEYS else key] = _value(key, value)
     if record.exc_info and record.exc_info[0] is not None:
         data["exception"] = redact_text(logging.Formatter().formatException(record.exc_info))
     elif record.exc_text:
@@ -69,6 +111,10 @@ def record_to_dict(record: logging.LogRecord, service: str | None) -> dict[str, 
     if record.stack_info:
         data["stack"] = redact_text(record.stack_info)
     return data
+
+
+def _str_redacted(value: object) -> str:
+    return redact_text(str(value))
 
 
 class JSONFormatter(logging.Formatter):
@@ -84,7 +130,7 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """Return the record as a single JSON line (no trailing newline)."""
-        return json.dumps(record_to_dict(record, self.service), default=str, ensure_ascii=False)
+        return json.dumps(record_to_dict(record, self.service), default=_str_redacted, ensure_ascii=False)
 
 
 class ConsoleFormatter(logging.Formatter):

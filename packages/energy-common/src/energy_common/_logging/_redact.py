@@ -8,11 +8,12 @@ passwords in URLs, JWTs).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "is_sensitive_key", "redact", "redact_text"]
+__all__ = ["REDACTED", "is_sensitive_key", "might_hold_secret", "redact", "redact_text", "text_is_clean"]
 
 #: What a secret is replaced with.
 REDACTED = "[REDACTED]"
@@ -55,8 +56,29 @@ _TEXT_PATTERNS = (
     # Bare JWTs.
     (re.compile(r"\beyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*"), REDACTED),
 )
-# One cheap pre-check so that ordinary messages skip the substitutions entirely.
-_TRIGGER = re.compile(r"(?i)bearer|basic|token|pass|pwd|secret|key|authori|cookie|://|eyJ")
+# Words whose absence proves a text clean: it must contain one wherever a sensitive key
+# (see is_sensitive_key) or a text pattern above could match. Plain substring tests on the
+# lower-cased text are far cheaper than a case-insensitive regex alternation.
+_TRIGGER_WORDS = (
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "auth",
+    "cookie",
+    "credential",
+    "session",
+    "signature",
+    "jwt",
+    "bearer",
+    "basic",
+    "://",
+    "eyj",
+    '"otp"',
+    '"pin"',
+    '"dsn"',
+)
 
 
 def is_sensitive_key(key: object) -> bool:
@@ -66,12 +88,47 @@ def is_sensitive_key(key: object) -> bool:
         >>> is_sensitive_key("X-API-Key"), is_sensitive_key("user_id")
         (True, False)
     """
-    if not isinstance(key, str):
-        return False
+    return isinstance(key, str) and _sensitive_name(key)
+
+
+# Field names repeat endlessly in logs: remember the verdict for the common ones.
+@functools.lru_cache(maxsize=2048)
+def _sensitive_name(key: str) -> bool:
     name = key.lower().replace("-", "_")
     if name in _SENSITIVE_EXACT:
         return True
     return any(fragment in name for fragment in _SENSITIVE_FRAGMENTS)
+
+
+def might_hold_secret(text: str) -> bool:
+    """Tell whether ``text`` contains anything :func:`redact` or :func:`redact_text` could change.
+
+    A fast pre-check: False means the text (e.g. a whole JSON log line) is certainly clean.
+    """
+    lowered = text.lower()
+    for word in _TRIGGER_WORDS:  # noqa: SIM110 - a plain loop is measurably faster than any()
+        if word in lowered:
+            return True
+    return False
+
+
+_CACHEABLE_LENGTH = 256
+
+
+def text_is_clean(text: str) -> bool:
+    """Like ``not might_hold_secret(text)``, remembering the verdict for short strings.
+
+    Log templates, routes, methods and field values repeat endlessly, so the common case
+    is a dictionary lookup.
+    """
+    if len(text) > _CACHEABLE_LENGTH:
+        return not might_hold_secret(text)
+    return _short_text_is_clean(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_text_is_clean(text: str) -> bool:
+    return not might_hold_secret(text)
 
 
 def redact_text(text: str) -> str:
@@ -81,7 +138,7 @@ def redact_text(text: str) -> str:
         >>> redact_text("login failed for password=hunter2")
         'login failed for password=[REDACTED]'
     """
-    if not text or _TRIGGER.search(text) is None:
+    if not text or not might_hold_secret(text):
         return text
     for pattern, replacement in _TEXT_PATTERNS:
         text = pattern.sub(replacement, text)
@@ -100,7 +157,9 @@ def redact(value: Any, *, _depth: int = 0) -> Any:
         {'user': 'ann', 'auth': '[REDACTED]'}
     """
     if isinstance(value, str):
-        return redact_text(value)
+        return value if text_is_clean(value) else redact_text(value)
+    if value is None or isinstance(value, int | float):
+        return value
     if _depth >= _MAX_DEPTH:
         return value if isinstance(value, int | float | bool | type(None)) else REDACTED
     if isinstance(value, Mapping):

@@ -1,0 +1,218 @@
+"""In-process ASGI benchmark: bare FastAPI vs the energy stack vs the usual peer stack.
+
+    python bench/bench_asgi.py            9 interleaved rounds
+    python bench/bench_asgi.py --quick    3 short rounds
+
+Each variant is a FastAPI app with one trivial ``GET /ping`` endpoint, driven by a raw
+ASGI call loop (no network, no HTTP client): a prepared scope, a ``receive`` that returns
+an empty body and a ``send`` that checks the status. Cost is measured in CPU time
+(``time.process_time``) so that other load on the machine matters less; variants run in
+interleaved rounds in a shuffled order, and the report gives the median requests per
+CPU-second and its ratio to bare FastAPI.
+
+Variants:
+    bare    FastAPI alone.
+    energy  FastAPI + ``energy_common.middleware.setup_middleware`` (correlation id,
+            request log written as JSON to /dev/null, security headers, CORS, body
+            limit, error envelope) + exception handlers.
+    peer    FastAPI + asgi-correlation-id + prometheus-fastapi-instrumentator +
+            opentelemetry-instrumentation-fastapi (SDK tracer provider, in-memory
+            exporter) + Starlette CORSMiddleware + a BaseHTTPMiddleware that sets
+            security headers.
+
+Reuse: ``bench/bench_monitoring.py`` can import this module (put ``bench/`` on
+``sys.path``) and call ``main(extra_variants={"energy+obs": lambda: energy_app(
+instrumentation=[...])})`` or use :func:`run_benchmark` and :func:`format_report`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message
+
+Variant = Callable[[], ASGIApp]
+
+ORIGIN = "https://app.example.com"
+_SCOPE: dict[str, Any] = {
+    "type": "http",
+    "asgi": {"version": "3.0", "spec_version": "2.3"},
+    "http_version": "1.1",
+    "method": "GET",
+    "scheme": "http",
+    "path": "/ping",
+    "raw_path": b"/ping",
+    "query_string": b"",
+    "root_path": "",
+    "headers": [(b"host", b"bench.local"), (b"user-agent", b"bench/1.0"), (b"accept", b"*/*")],
+    "client": ("127.0.0.1", 50000),
+    "server": ("127.0.0.1", 8000),
+}
+
+
+def _trivial_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def bare_app() -> ASGIApp:
+    """FastAPI with one trivial endpoint and nothing else."""
+    return _trivial_app()
+
+
+def energy_app(*, instrumentation: Sequence[Middleware] = ()) -> ASGIApp:
+    """FastAPI with the energy-common stack; ``instrumentation`` goes after the correlation id."""
+    from energy_common.config import Settings
+    from energy_common.logging import setup_logging
+    from energy_common.middleware import setup_middleware
+
+    # Request log lines are really formatted and written, just not to the terminal.
+    setup_logging("bench", log_level="INFO", stream=open(os.devnull, "w"))  # noqa: SIM115 - lives for the process
+    app = _trivial_app()
+    setup_middleware(app, Settings(service_name="bench", cors_origins=[ORIGIN]), instrumentation=instrumentation)
+    return app
+
+
+def peer_app() -> ASGIApp:
+    """FastAPI with the peer libraries services commonly assemble by hand."""
+    from asgi_correlation_id import CorrelationIdMiddleware
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from prometheus_client import CollectorRegistry
+    from prometheus_fastapi_instrumentator import Instrumentator
+    from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+    from starlette.middleware.cors import CORSMiddleware
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    class SecurityHeaders(BaseHTTPMiddleware):
+        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+            response = await call_next(request)
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            response.headers["X-Frame-Options"] = "DENY"
+            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+            response.headers["Content-Security-Policy"] = "default-src 'none'"
+            response.headers["Referrer-Policy"] = "no-referrer"
+            return response
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = _trivial_app()
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(CORSMiddleware, allow_origins=[ORIGIN])
+    Instrumentator(registry=CollectorRegistry()).instrument(app)
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
+    app.add_middleware(CorrelationIdMiddleware)
+    app.state.bench_exporter = exporter  # cleared between rounds so memory stays flat
+    return app
+
+
+def default_variants() -> dict[str, Variant]:
+    """The three variants of this benchmark, baseline first."""
+    return {"bare": bare_app, "energy": energy_app, "peer": peer_app}
+
+
+async def drive(app: ASGIApp, requests: int) -> float:
+    """Send ``requests`` GET /ping calls through ``app``; return the CPU seconds spent."""
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    status: list[int] = []
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    start = time.process_time()
+    for _ in range(requests):
+        await app(dict(_SCOPE), receive, send)
+    elapsed = time.process_time() - start
+    if set(status) != {200} or len(status) != requests:
+        raise RuntimeError(f"benchmark app answered {sorted(set(status))}, expected only 200")
+    return elapsed
+
+
+def _clear(app: ASGIApp) -> None:
+    exporter = getattr(getattr(app, "state", None), "bench_exporter", None)
+    if exporter is not None:
+        exporter.clear()
+
+
+def run_benchmark(
+    variants: Mapping[str, Variant],
+    *,
+    rounds: int = 9,
+    requests: int = 2000,
+    warmup: int = 200,
+    seed: int = 1,
+) -> dict[str, float]:
+    """Run every variant in interleaved, shuffled rounds; return median requests per CPU-second."""
+
+    async def run() -> dict[str, float]:
+        apps = {name: factory() for name, factory in variants.items()}
+        for app in apps.values():
+            await drive(app, warmup)
+        samples: dict[str, list[float]] = {name: [] for name in apps}
+        order = list(apps)
+        rng = random.Random(seed)
+        for _ in range(rounds):
+            rng.shuffle(order)
+            for name in order:
+                _clear(apps[name])
+                cpu = await drive(apps[name], requests)
+                samples[name].append(requests / cpu if cpu > 0 else float("inf"))
+        return {name: statistics.median(values) for name, values in samples.items()}
+
+    return asyncio.run(run())
+
+
+def format_report(results: Mapping[str, float], *, baseline: str = "bare") -> str:
+    """Render the medians as a table with ratios to ``baseline``."""
+    base = results[baseline]
+    lines = [f"{'variant':<16} {'req/CPU-s':>11} {'µs/req':>8} {'vs ' + baseline:>9}"]
+    for name, rate in results.items():
+        lines.append(f"{name:<16} {rate:>11.0f} {1e6 / rate:>8.1f} {rate / base:>8.2f}x")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None, *, extra_variants: Mapping[str, Variant] | None = None) -> int:
+    """Command-line entry point; ``extra_variants`` lets another benchmark add rows."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="3 short rounds")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--requests", type=int, default=None)
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 9)
+    requests = args.requests or (500 if args.quick else 2000)
+    variants = {**default_variants(), **(extra_variants or {})}
+    results = run_benchmark(variants, rounds=rounds, requests=requests)
+    print(f"in-process ASGI, GET /ping, {rounds} rounds x {requests} requests, medians")
+    print(format_report(results))
+    energy = results["energy"] / results["bare"]
+    peer = results["peer"] / results["bare"]
+    print(f"energy/bare = {energy:.2f}x (target >= 0.6x); peer/bare = {peer:.2f}x; energy/peer = {energy / peer:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
