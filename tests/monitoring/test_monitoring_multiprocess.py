@@ -198,13 +198,18 @@ def test_uvicorn_with_two_workers_serves_one_aggregated_scrape(tmp_path: Path) -
                 if len(pids) == 2 and min(pids.values()) >= 5:
                     break
         assert len(pids) == 2, f"requests reached only {dict(pids)}"
-        status, body = get(port, "/metrics")
-        assert status == 200
-        scraped = samples(body)
         key = (
             "http_requests_total",
             (("method", "GET"), ("route", "/pid/{n}"), ("service", "uvicorn-test"), ("status", "2xx")),
         )
+        # A worker records a request just after sending its response: poll briefly (bounded).
+        for _ in range(50):
+            status, body = get(port, "/metrics")
+            assert status == 200
+            scraped = samples(body)
+            if scraped.get(key) == sent:
+                break
+            time.sleep(0.1)
         assert scraped[key] == sent
         assert not any("/pid/1" in str(labels) for _, labels in scraped)
     finally:

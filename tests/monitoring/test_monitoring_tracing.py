@@ -71,7 +71,7 @@ async def test_trace_decorates_async_function(spans: InMemorySpanExporter) -> No
 @pytest.mark.parametrize(
     ("call", "name", "exc_type"),
     [
-        (lambda: failing(), "failing", ValueError),
+        (failing, "failing", ValueError),
         (lambda: asyncio.run(async_failing()), "work.async_failing", KeyError),
     ],
     ids=["sync", "async"],
@@ -236,9 +236,7 @@ SUBPROCESS = textwrap.dedent(
 
 def test_setup_tracing_installs_once_and_shutdown_flushes() -> None:
     """In a fresh process: no-op before setup, idempotent setup, and shutdown flushes batched spans."""
-    result = subprocess.run(
-        [sys.executable, "-c", SUBPROCESS], capture_output=True, text=True, timeout=60, check=False
-    )
+    result = subprocess.run([sys.executable, "-c", SUBPROCESS], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stderr.strip().splitlines()[-1]) == {"noop_valid": False}
     exported = result.stdout

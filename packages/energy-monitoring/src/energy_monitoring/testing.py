@@ -55,7 +55,9 @@ def span_exporter() -> InMemorySpanExporter:
         elif isinstance(current, TracerProvider):
             provider = current
         else:
-            raise TracingError(f"Cannot capture spans: the installed provider {type(current).__name__} is not the SDK's.")
+            raise TracingError(
+                f"Cannot capture spans: the installed provider {type(current).__name__} is not the SDK's."
+            )
         exporter = InMemorySpanExporter()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         _exporter = exporter
