@@ -327,6 +327,26 @@ async def test_consumer_cancelled_before_ack_is_redelivered_to_another(backend: 
     assert crashed.stats.handled == 0
 
 
+async def test_cancelled_consumer_still_acks_what_it_handled(backend: Backend) -> None:
+    """Stopped mid-batch, a consumer acknowledges the entries it finished; only the unfinished stays pending."""
+    blocked = asyncio.Event()
+
+    async def handler(event: Event) -> None:
+        if event.data == "stuck":
+            blocked.set()
+            await asyncio.sleep(60)
+
+    async with backend.make() as publisher:
+        await publisher.publish("job.run", "quick")
+        await publisher.publish("job.run", "stuck")
+    bus = backend.make(group="workers", shutdown_timeout=0)
+    bus.subscribe("job.run", handler)
+    async with bus:
+        await asyncio.wait_for(blocked.wait(), 10)
+    assert bus.stats.handled == 1
+    assert await backend.pending(bus.stream_for("job.run"), "workers") == 1
+
+
 async def test_graceful_close_finishes_in_flight_handler(backend: Backend) -> None:
     """aclose() lets the running handler finish and acknowledges it before stopping."""
     started = asyncio.Event()

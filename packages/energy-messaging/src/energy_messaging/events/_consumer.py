@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import random
@@ -25,6 +26,7 @@ logger = logging.getLogger("energy_messaging.events")
 tracer = trace.get_tracer("energy_messaging.events")
 
 _MAX_REASON = 500
+_ACK_ON_CANCEL_TIMEOUT = 1.0
 _NO_SDK = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 _BACKOFF_MIN = 0.05
 _BACKOFF_MAX = 5.0
@@ -159,10 +161,18 @@ class Consumer:
                     break  # unhandled entries stay pending and are claimed by another consumer
                 if await self._process(entry):
                     acks.setdefault(entry.stream, []).append(entry.entry_id)
-            for stream, ids in acks.items():
-                await self._transport.ack(stream, self._settings.group, ids)
+        except asyncio.CancelledError:
+            # Stopped mid-batch: still acknowledge what was handled, so it is not redelivered.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ack(acks), _ACK_ON_CANCEL_TIMEOUT)
+            raise
         finally:
             self.idle.set()
+        await self._ack(acks)
+
+    async def _ack(self, acks: Mapping[str, Sequence[str]]) -> None:
+        for stream, ids in acks.items():
+            await self._transport.ack(stream, self._settings.group, ids)
 
     async def _process(self, entry: Entry) -> bool:
         """Handle one entry; return True when it must be acknowledged."""
