@@ -356,6 +356,8 @@ class MQTTManager:
         self._connections += 1
         if self._connections > 1:
             self._reconnects += 1
+        # Messages of a resumed session may arrive before the resubscribe finishes: ack them.
+        self._inbound.attach(client)
         try:
             for entry in list(self._router.filters.values()):
                 await self._broker_subscribe(client, entry.mqtt_filter, entry.qos, entry.identifier)
@@ -363,7 +365,6 @@ class MQTTManager:
             self._last_error = f"resubscribe failed: {exc}"
             return
         self._client = client
-        self._inbound.attach(client)
         self._outbound.attach(client)
         self._last_connected_at = time.time()
         self._last_error = None
