@@ -180,7 +180,7 @@ class TransportEventBus:
             event_type: e.g. ``"device.registered"`` (letters, digits, ``.``, ``_``, ``-``).
             data: JSON-ready data or a pydantic model.
             source: Overrides the bus's ``source`` for this event.
-            event_id: Explicit event id (a random UUID by default).
+            event_id: Explicit event id (32 random hex characters by default).
             correlation_id: Explicit correlation id.
 
         Returns:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -95,7 +95,7 @@ class Event:
             "id": self.id,
             "type": self.type,
             "source": self.source,
-            "time": self.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "time": self.time.astimezone(UTC).isoformat(timespec="microseconds").removesuffix("+00:00") + "Z",
             "datacontenttype": self.datacontenttype,
             "data": self.data,
         }
@@ -148,7 +148,7 @@ def build_event(
         event_type: The event type (see :func:`validate_event_type`).
         data: JSON-ready data or a pydantic model (dumped in JSON mode).
         source: URI-reference of the producer.
-        event_id: Explicit id; a random UUID by default.
+        event_id: Explicit id; 32 random hex characters by default.
         time: Explicit time; now (UTC) by default.
         correlation_id: Explicit correlation id; the current one by default.
 
@@ -167,7 +167,7 @@ def build_event(
     inject_context(carrier, correlation_id=correlation_id)
     cid = carrier.get(CORRELATION_HEADER)
     event = Event(
-        id=event_id if event_id is not None else uuid.uuid4().hex,
+        id=event_id if event_id is not None else secrets.token_hex(16),
         type=event_type,
         source=source,
         time=time if time is not None else datetime.now(UTC),
