@@ -78,7 +78,9 @@ def test_empty_or_non_text_password_is_refused(cheap_hasher: PasswordHasher, pas
     assert cheap_hasher.verify(password, cheap_hasher.hash("real")) is False  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("password", "accepted"), [("a" * 1024, True), ("a" * 1025, False), ("€" * 341, True), ("€" * 342, False)])
+@pytest.mark.parametrize(
+    ("password", "accepted"), [("a" * 1024, True), ("a" * 1025, False), ("€" * 341, True), ("€" * 342, False)]
+)
 def test_password_length_is_bounded_in_utf8_bytes(cheap_hasher: PasswordHasher, password: str, accepted: bool) -> None:
     """Passwords up to 1024 UTF-8 bytes are hashed; longer ones are refused (hashing-DoS guard)."""
     if accepted:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from energy_auth import DEFAULT_ROLE_HIERARCHY, PermissionChecker, Principal, RoleHierarchy
-from energy_auth import MissingClaimError
+from energy_auth import DEFAULT_ROLE_HIERARCHY, MissingClaimError, PermissionChecker, Principal, RoleHierarchy
 
 
 @pytest.mark.parametrize(

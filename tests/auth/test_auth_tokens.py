@@ -65,8 +65,10 @@ def test_weak_hmac_secrets_are_refused(secret: str | bytes, algorithm: str) -> N
 
 def test_short_rsa_key_is_refused() -> None:
     """An RSA key under 2048 bits is refused at construction."""
-    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the weak key under test
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     with pytest.raises(WeakKeyError):
         TokenManager(pem, "RS256")
 
@@ -76,7 +78,12 @@ def test_short_rsa_key_is_refused() -> None:
     [
         (b"not a pem", "RS256"),
         (JWTKey.generate("EdDSA").private_pem(), "RS256"),
-        (ec.generate_private_key(ec.SECP384R1()).private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), "ES256"),
+        (
+            ec.generate_private_key(ec.SECP384R1()).private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+            "ES256",
+        ),
         (b"irrelevant", "XS999"),
         (b"irrelevant", "none"),
     ],
@@ -95,7 +102,7 @@ def test_round_trip_and_pyjwt_interop(algorithm: str) -> None:
     token = manager.create_access_token({"sub": "u1", "permissions": ["users:read"]})
     payload = manager.verify_token(token)
     assert {"exp", "iat", "nbf", "jti", "type", "iss", "aud"} <= payload.keys()
-    verifying: Any = key.public_pem() if not key.is_symmetric else key._private  # noqa: SLF001 - test reads the secret
+    verifying: Any = key.public_pem() if not key.is_symmetric else key._private
     assert jwt.decode(token, verifying, algorithms=[algorithm], audience="aud", issuer="iss") == payload
     assert jwt.get_unverified_header(token).get("kid") == key.kid
     if not key.is_symmetric:
