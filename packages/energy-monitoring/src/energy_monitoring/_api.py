@@ -103,7 +103,16 @@ def increment_counter(name: str, value: float = 1, tags: Mapping[str, object] | 
     Example:
         >>> increment_counter("api.requests", tags={"endpoint": "/users", "method": "GET"})
     """
-    (_default or get_registry()).increment_counter(name, value, tags)
+    registry = _default or get_registry()
+    try:  # the hot path, inlined: two dict lookups and the child's inc
+        child = registry.counter_children[name][tuple(tags.items()) if tags else ()]
+    except (KeyError, TypeError, AttributeError):
+        registry.increment_counter(name, value, tags)
+        return
+    try:
+        child.inc(value)
+    except ValueError as exc:
+        registry.reject_increment(name, value, exc)
 
 
 def set_gauge(name: str, value: float, tags: Mapping[str, object] | None = None) -> None:

@@ -78,9 +78,10 @@ class MetricFamily(Generic[M]):
         self._warned = False
         self._lock = threading.Lock()
 
-    def cached(self, key: Hashable) -> M:
-        """Return the child cached for a tags key (``tuple(tags.items())``); KeyError if new."""
-        return self._key_cache[key]
+    @property
+    def key_cache(self) -> dict[Hashable, M]:
+        """The children by tags key (``tuple(tags.items())``): read it on hot paths, never write."""
+        return self._key_cache
 
     def child(self, tags: Mapping[str, object] | None = None) -> M:
         """Return the child for ``tags`` (validated, cached, bounded by the cardinality guard).

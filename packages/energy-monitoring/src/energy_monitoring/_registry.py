@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -74,6 +74,8 @@ class MetricsRegistry:
         self.gauge_mode: GaugeMode = gauge_mode
         self._families: dict[str, MetricFamily[Any]] = {}
         self._counters: dict[str, MetricFamily[Counter]] = {}
+        # Raw name -> the family's children by tags key: the hot path is two dict lookups.
+        self.counter_children: dict[str, dict[Hashable, Counter]] = {}
         self._gauges: dict[str, MetricFamily[Gauge]] = {}
         self._histograms: dict[str, MetricFamily[Histogram]] = {}
         self._durations: dict[str, MetricFamily[Histogram]] = {}
@@ -219,15 +221,20 @@ class MetricsRegistry:
             MetricsError: in strict mode, on a name clash, changed tag keys or a negative value.
         """
         try:
-            child = self._counters[name].cached(tuple(tags.items()) if tags else ())
+            child = self.counter_children[name][tuple(tags.items()) if tags else ()]
         except (KeyError, TypeError, AttributeError):
             child = self._slow(self._counters, name, tags, lambda: self.counter(name, labels=tags or ()))
             if child is None:
                 return
+            self.counter_children[name] = self._counters[name].key_cache
         try:
             child.inc(value)
         except ValueError as exc:
-            self._fail(MetricValueError(f"Counter {name!r} cannot be incremented by {value!r}: {exc}"), exc)
+            self.reject_increment(name, value, exc)
+
+    def reject_increment(self, name: str, value: float, exc: ValueError) -> None:
+        """Report a refused counter increment (raise in strict mode, else log once)."""
+        self._fail(MetricValueError(f"Counter {name!r} cannot be incremented by {value!r}: {exc}"), exc)
 
     def set_gauge(self, name: str, value: float, tags: Mapping[str, object] | None = None) -> None:
         """Set the gauge ``name`` for ``tags`` to ``value``.
@@ -236,7 +243,7 @@ class MetricsRegistry:
             MetricsError: in strict mode, on a name clash or changed tag keys.
         """
         try:
-            child = self._gauges[name].cached(tuple(tags.items()) if tags else ())
+            child = self._gauges[name].key_cache[tuple(tags.items()) if tags else ()]
         except (KeyError, TypeError, AttributeError):
             child = self._slow(self._gauges, name, tags, lambda: self.gauge(name, labels=tags or ()))
             if child is None:
@@ -257,7 +264,7 @@ class MetricsRegistry:
             MetricsError: in strict mode, on a name clash or changed tag keys.
         """
         try:
-            child = self._histograms[name].cached(tuple(tags.items()) if tags else ())
+            child = self._histograms[name].key_cache[tuple(tags.items()) if tags else ()]
         except (KeyError, TypeError, AttributeError):
             child = self._slow(
                 self._histograms, name, tags, lambda: self.histogram(name, labels=tags or (), buckets=buckets)
@@ -273,7 +280,7 @@ class MetricsRegistry:
             MetricsError: in strict mode, on a name clash or changed tag keys.
         """
         try:
-            child = self._durations[name].cached(tuple(tags.items()) if tags else ())
+            child = self._durations[name].key_cache[tuple(tags.items()) if tags else ()]
         except (KeyError, TypeError, AttributeError):
             child = self._slow(
                 self._durations, name, tags, lambda: self.histogram(duration_name(name), labels=tags or ())
