@@ -101,9 +101,12 @@ def spans() -> Any:
 
 async def test_traceparent_continues_through_gateway_and_service_client(spans: InMemorySpanExporter) -> None:
     """caller → gateway (FastAPI) → ServiceClient → users (FastAPI) share one trace, correctly parented."""
-    async with serve(users_app()) as users_url, serve(gateway_app(users_url)) as gateway_url:
-        async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as http:
-            response = await http.get("/profile/u1", headers={"traceparent": TRACEPARENT})
+    async with (
+        serve(users_app()) as users_url,
+        serve(gateway_app(users_url)) as gateway_url,
+        httpx.AsyncClient(base_url=gateway_url, timeout=10) as http,
+    ):
+        response = await http.get("/profile/u1", headers={"traceparent": TRACEPARENT})
     assert response.status_code == 200, response.text
     body = response.json()
     gateway_trace, gateway_span = body["span"]
@@ -129,9 +132,12 @@ async def test_traceparent_continues_through_gateway_and_service_client(spans: I
 
 async def test_request_without_traceparent_starts_one_trace_for_both(spans: InMemorySpanExporter) -> None:
     """Without traceparent the gateway starts a trace that users still joins."""
-    async with serve(users_app()) as users_url, serve(gateway_app(users_url)) as gateway_url:
-        async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as http:
-            body = (await http.get("/profile/u2")).json()
+    async with (
+        serve(users_app()) as users_url,
+        serve(gateway_app(users_url)) as gateway_url,
+        httpx.AsyncClient(base_url=gateway_url, timeout=10) as http,
+    ):
+        body = (await http.get("/profile/u2")).json()
     assert body["span"][0] == body["user"]["span"][0]
     assert body["span"][0] != TRACE_ID
 
