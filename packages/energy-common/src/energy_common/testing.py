@@ -44,7 +44,7 @@ from energy_common.logging import capture_logs
 try:  # pytest-asyncio's decorator works in both its strict and auto modes
     from pytest_asyncio import fixture as _async_fixture
 except ImportError:  # pragma: no cover - e.g. anyio's plugin drives async fixtures itself
-    _async_fixture = pytest.fixture
+    _async_fixture = pytest.fixture  # type: ignore[assignment]
 
 __all__ = ["asgi_client", "energy_client", "energy_logs", "energy_settings"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from energy_common.exceptions import PayloadTooLargeError
+from energy_common.exceptions import ConfigurationError, PayloadTooLargeError
 from energy_common.middleware._render import send_error
 from energy_common.responses import ErrorResponse
 
@@ -36,7 +36,7 @@ class BodySizeLimitMiddleware:
 
     def __init__(self, app: ASGIApp, *, max_body_size: int = 1_048_576, problem_json: bool = False) -> None:
         if max_body_size < 1:
-            raise ValueError(f"max_body_size must be a positive number of bytes, got {max_body_size}.")
+            raise ConfigurationError(f"MAX_BODY_SIZE must be a positive number of bytes, got {max_body_size}.")
         self.app = app
         self.max_body_size = max_body_size
         self.problem_json = problem_json
