@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import energy_auth
 import pytest
@@ -137,3 +138,17 @@ def test_missing_extra_names_the_install_command(module: str, blocked: str, extr
     )
     assert result.returncode == 0, result.stderr
     assert f"pip install 'energy-auth[{extra}]'" in result.stdout
+
+
+def test_readme_seed_example_runs_as_written() -> None:
+    """The seed example in the package README runs unchanged and gives the expected answers."""
+    readme = Path(__file__).resolve().parents[2] / "packages" / "energy-auth" / "README.md"
+    if not readme.exists():
+        pytest.skip("the package README is not next to the tests (installed without the repository)")
+    text = readme.read_text(encoding="utf-8")
+    block = text.split("<!-- seed-example -->\n```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(block, str(readme), "exec"), namespace)  # noqa: S102 - our own README, on purpose
+    assert namespace["payload"]["user_id"] == "123"  # type: ignore[index]
+    assert namespace["has_perm"] is True
+    assert namespace["has_role"] is True
