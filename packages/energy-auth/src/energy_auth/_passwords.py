@@ -113,11 +113,9 @@ class PasswordHasher:
 
     def needs_rehash(self, stored_hash: str) -> bool:
         """Tell whether ``stored_hash`` was made with other parameters (or is malformed)."""
-        if not isinstance(stored_hash, str | bytes):
-            return True
         try:
             return self._hasher.check_needs_rehash(stored_hash)
-        except (InvalidHashError, ValueError, TypeError):
+        except (InvalidHashError, ValueError, TypeError, AttributeError):  # AttributeError: not a string at all
             return True
 
     def verify_and_update(self, password: str, stored_hash: str) -> tuple[bool, str | None]:
