@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 __all__ = ["CacheBackend", "WindowOutcome"]
 
 
-@dataclass(frozen=True, slots=True)
-class WindowOutcome:
+class WindowOutcome(NamedTuple):
     """Result of one sliding-window step.
 
     Attributes:
         allowed: Whether the request was counted (and may proceed).
-        count: Requests counted in the window after this step.
+        used: Requests counted in the window after this step.
         reset_after: Seconds until the oldest counted request leaves the window.
     """
 
     allowed: bool
-    count: int
+    used: int
     reset_after: float
 
 
@@ -75,7 +73,7 @@ class CacheBackend(Protocol):
         """Add ``amount``; ``ttl`` applies when the counter is created."""
         ...
 
-    async def sliding_window(self, key: str, limit: int, window: float, member: str) -> WindowOutcome:
+    async def sliding_window(self, key: str, limit: int, window: float) -> WindowOutcome:
         """Count one request in a sliding window of ``window`` seconds unless ``limit`` is reached."""
         ...
 

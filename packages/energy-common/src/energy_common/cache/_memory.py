@@ -119,7 +119,7 @@ class MemoryBackend:
         self._data[key] = (str(value).encode(), expires)
         return value
 
-    async def sliding_window(self, key: str, limit: int, window: float, member: str) -> WindowOutcome:
+    async def sliding_window(self, key: str, limit: int, window: float) -> WindowOutcome:
         """Count one request in a sliding window unless ``limit`` requests are already in it."""
         now = self._clock()
         stamps = self._windows.get(key)
@@ -134,7 +134,7 @@ class MemoryBackend:
         while len(self._windows) > self.max_size:
             self._windows.popitem(last=False)
         reset_after = stamps[0] + window - now if stamps else 0.0
-        return WindowOutcome(allowed=allowed, count=len(stamps), reset_after=max(reset_after, 0.0))
+        return WindowOutcome(allowed, len(stamps), max(reset_after, 0.0))
 
     async def ping(self) -> None:
         """Always reachable."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -21,6 +20,9 @@ from energy_common.exceptions import CacheConnectionError, ConfigurationError, S
 __all__ = ["FailurePolicy", "RateLimitCache", "RateLimitResult", "RateLimitStats"]
 
 logger = logging.getLogger("energy_common.cache.ratelimit")
+
+# The Redis script packs its reply into one exact double (see _scripts.py).
+_MAX_PACKED = 2**53
 
 
 class FailurePolicy(StrEnum):
@@ -145,9 +147,11 @@ class RateLimitCache:
             raise ConfigurationError("limit must be an integer >= 1.")
         if not window_seconds > 0:
             raise ConfigurationError("window_seconds must be positive.")
+        if window_seconds * 1000 * (limit + 1) * 2 >= _MAX_PACKED:
+            raise ConfigurationError("limit x window_seconds is too large (keep limit * window_ms below 2**51).")
         full = self.full_key(key)
         try:
-            outcome = await self.backend.sliding_window(full, limit, float(window_seconds), os.urandom(8).hex())
+            outcome = await self.backend.sliding_window(full, limit, float(window_seconds))
         except CacheConnectionError as exc:
             return self._unavailable(exc, limit, float(window_seconds), failure_policy)
         if outcome.allowed:
@@ -157,7 +161,7 @@ class RateLimitCache:
         return RateLimitResult(
             allowed=outcome.allowed,
             limit=limit,
-            remaining=max(limit - outcome.count, 0),
+            remaining=max(limit - outcome.used, 0),
             reset_after=outcome.reset_after,
             retry_after=0.0 if outcome.allowed else outcome.reset_after,
             window=float(window_seconds),

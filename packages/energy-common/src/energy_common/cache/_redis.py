@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis import exceptions as redis_exc
@@ -34,16 +33,13 @@ def _seconds_to_ms(ttl: float | None) -> int | None:
     return None if ttl is None else max(1, round(ttl * 1000))
 
 
-@asynccontextmanager
-async def _translated() -> AsyncIterator[None]:
-    try:
-        yield
-    except _CONNECTION_ERRORS as exc:
-        raise CacheConnectionError(
-            f"Redis is unreachable ({type(exc).__name__}); check the server and the cache URL."
-        ) from exc
-    except redis_exc.RedisError as exc:
-        raise CacheError(f"Redis rejected the command ({type(exc).__name__}).") from exc
+def _translate(exc: Exception) -> CacheError:
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return CacheConnectionError(f"Redis is unreachable ({type(exc).__name__}); check the server and the cache URL.")
+    return CacheError(f"Redis rejected the command ({type(exc).__name__}).")
+
+
+_TRANSLATED = (*_CONNECTION_ERRORS, redis_exc.RedisError)
 
 
 class RedisBackend:
@@ -76,65 +72,81 @@ class RedisBackend:
 
     async def get(self, key: str) -> bytes | None:
         """Return the value of ``key`` or None."""
-        async with _translated():
+        try:
             value: Any = await self.client.get(key)
             return value  # type: ignore[no-any-return]
+        except _TRANSLATED as exc:
+            raise _translate(exc) from exc
 
     async def set(self, key: str, value: bytes, ttl: float | None) -> None:
         """Store ``value`` under ``key`` (``SET key value PX ttl``)."""
-        async with _translated():
+        try:
             await self.client.set(key, value, px=_seconds_to_ms(ttl))
+        except _TRANSLATED as exc:
+            raise _translate(exc) from exc
 
     async def set_if_absent(self, key: str, value: bytes, ttl: float | None) -> bool:
         """``SET NX``: store only if ``key`` does not exist."""
-        async with _translated():
+        try:
             return bool(await self.client.set(key, value, px=_seconds_to_ms(ttl), nx=True))
+        except _TRANSLATED as exc:
+            raise _translate(exc) from exc
 
     async def delete(self, keys: Sequence[str]) -> int:
         """Delete keys; return how many existed."""
         if not keys:
             return 0
-        async with _translated():
+        try:
             return int(await self.client.delete(*keys))
+        except _TRANSLATED as exc:
+            raise _translate(exc) from exc
 
     async def delete_if_equals(self, key: str, value: bytes) -> bool:
         """Delete ``key`` only if it holds ``value`` (atomic, via a script)."""
-        async with _translated():
+        try:
             return bool(await self._script(RELEASE_LOCK, self._release_sha, key, value))
+        except _TRANSLATED as exc:
+            raise _translate(exc) from exc
 
     async def exists(self, key: str) -> bool:
         """Tell whether ``key`` exists."""
-        async with _translated():
+        try:
             return bool(await self.client.exists(key))
+        except _TRANSLATED as exc:
+            raise _translate(exc) from exc
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """``MGET`` (split per slot on a cluster)."""
         if not keys:
             return []
-        async with _translated():
+        try:
             values: Any
             if isinstance(self.client, RedisCluster):
                 values = await self.client.mget_nonatomic(list(keys))
             else:
                 values = await self.client.mget(list(keys))
             return list(values)
+        except _TRANSLATED as exc:
+            raise _translate(exc) from exc
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> None:
         """Pipelined ``SET ... PX`` for every item: one round trip (per node on a cluster)."""
         if not items:
             return
         px = _seconds_to_ms(ttl)
-        async with _translated():
+        try:
             pipe = self.client.pipeline(transaction=False)
             for key, value in items.items():
                 pipe.set(key, value, px=px)
             await pipe.execute()
+        except _TRANSLATED as exc:
+            raise _translate(exc) from exc
 
     async def delete_pattern(self, pattern: str) -> int:
         """Delete keys matching ``pattern`` with ``SCAN`` (never ``KEYS``), in batches."""
         deleted = 0
         batch: list[Any] = []
-        async with _translated():
+        try:
             async for key in self.client.scan_iter(match=pattern, count=500):
                 batch.append(key)
                 if len(batch) >= 500:
@@ -142,11 +154,13 @@ class RedisBackend:
                     batch.clear()
             if batch:
                 deleted += int(await self.client.delete(*batch))
+        except _TRANSLATED as exc:
+            raise _translate(exc) from exc
         return deleted
 
     async def incr(self, key: str, amount: int, ttl: float | None) -> int:
         """``INCRBY`` and, for a new counter, ``PEXPIRE ... NX`` in one pipeline."""
-        async with _translated():
+        try:
             if ttl is None:
                 return int(await self.client.incrby(key, amount))
             pipe = self.client.pipeline(transaction=False)
@@ -154,19 +168,29 @@ class RedisBackend:
             pipe.pexpire(key, _seconds_to_ms(ttl) or 1, nx=True)
             value, _ = await pipe.execute()
             return int(value)
+        except _TRANSLATED as exc:
+            raise _translate(exc) from exc
 
-    async def sliding_window(self, key: str, limit: int, window: float, member: str) -> WindowOutcome:
+    async def sliding_window(self, key: str, limit: int, window: float) -> WindowOutcome:
         """One ``EVALSHA`` of the sliding-window script: exactly one round trip."""
-        async with _translated():
-            allowed, count, reset = await self._script(
-                SLIDING_WINDOW, self._window_sha, key, limit, round(window * 1_000_000), member
-            )
-        return WindowOutcome(allowed=bool(allowed), count=int(count), reset_after=max(int(reset), 0) / 1_000_000)
+        window_us = round(window * 1_000_000)
+        try:
+            try:
+                reply = await self.client.evalsha(self._window_sha, 1, key, limit, window_us)
+            except redis_exc.NoScriptError:
+                reply = await self._script(SLIDING_WINDOW, self._window_sha, key, limit, window_us)
+        except _TRANSLATED as exc:
+            raise _translate(exc) from exc
+        packed, allowed = divmod(int(reply), 2)
+        reset_ms, used = divmod(packed, limit + 1)
+        return WindowOutcome(allowed == 1, used, reset_ms / 1000)
 
     async def ping(self) -> None:
         """``PING``; raises ``CacheConnectionError`` when Redis is down."""
-        async with _translated():
+        try:
             await self.client.ping()
+        except _TRANSLATED as exc:
+            raise _translate(exc) from exc
 
     async def aclose(self) -> None:
         """Close the client if this backend created it."""
