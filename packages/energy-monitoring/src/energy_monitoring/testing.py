@@ -13,7 +13,8 @@ Example:
     ...     return 1
     >>> with capture_spans() as spans:
     ...     _ = work()
-    >>> [span.name for span in spans.get_finished_spans()]
+    ...     names = [span.name for span in spans.get_finished_spans()]
+    >>> names
     ['work']
 """
 
