@@ -1,7 +1,7 @@
 """FastAPI helpers for the utilities (extra ``web``): the pagination dependency."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI must evaluate the annotations of
+# the inner dependency, which refer to the enclosing function's ``max_limit``.
 from collections.abc import Callable
 from typing import Annotated
 
