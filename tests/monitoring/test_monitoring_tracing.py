@@ -202,7 +202,7 @@ def test_setup_tracing_keeps_an_installed_provider(
     assert isinstance(installed, TracerProvider)
     with caplog.at_level(logging.WARNING, logger="energy_monitoring.tracing"):
         assert setup_tracing("svc", exporter="none") is installed
-    assert "already installed" in caplog.text
+    assert "already" in caplog.text
     assert sync_work(1) == 2
     assert len(spans.get_finished_spans()) == 1
 
