@@ -207,3 +207,40 @@ def test_url_fetcher_needs_https(url: str) -> None:
     """Plain http is allowed for loopback only; other schemes never."""
     with pytest.raises(ConfigurationError):
         jwks_url_fetcher(url)
+
+
+RFC7638_KEY = {
+    "kty": "RSA",
+    "n": (
+        "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMs"
+        "tn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5"
+        "hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+    ),
+    "e": "AQAB",
+    "alg": "RS256",
+}
+
+
+def test_thumbprint_matches_the_rfc7638_example() -> None:
+    """The default kid of a JWK without kid is its RFC 7638 thumbprint (the RFC's own example)."""
+    key = JWTKey.from_jwk(RFC7638_KEY)
+    assert key.kid == key.thumbprint() == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+    assert not key.can_sign
+    assert JWTKey.from_jwk(RFC7638_KEY | {"kid": "2011-04-29"}).kid == "2011-04-29"
+
+
+@pytest.mark.parametrize(
+    "jwk",
+    [
+        {"kty": "oct", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"},
+        {"kty": "RSA", "n": "AQAB", "e": "AQAB", "alg": "HS256"},
+        {"kty": "RSA", "e": "AQAB"},
+        {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"},
+        {"kty": "OKP", "crv": "X25519", "x": "AA"},
+        {"kty": "XYZ"},
+    ],
+)
+def test_unusable_jwks_entries_are_refused(jwk: dict[str, Any]) -> None:
+    """Symmetric, incomplete, invalid or unknown JWKs are configuration errors, not crashes."""
+    with pytest.raises(ConfigurationError):
+        JWTKey.from_jwk(jwk)
