@@ -1,8 +1,7 @@
 """The seed README's exception, response, logging and testing examples run as written.
 
 The snippets below are copied verbatim from the seed ``libs/README.md`` (minus trailing
-whitespace); only the import
-mapping of ARCHITECTURE.md (``libs.common.<m>`` → ``energy_common.<m>``,
+whitespace); only the import mapping of ARCHITECTURE.md (``libs.common.<m>`` → ``energy_common.<m>``,
 ``infrastructure.logging`` → ``energy_common.logging``) is applied before running them.
 """
 
