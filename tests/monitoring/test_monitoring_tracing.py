@@ -245,3 +245,29 @@ def test_setup_tracing_installs_once_and_shutdown_flushes() -> None:
     assert '"name": "noop"' not in exported
     assert '"service.name": "child-service"' in exported
     assert '"service.version": "9.9"' in exported
+
+
+LIFESPAN = textwrap.dedent(
+    """
+    import asyncio
+    from energy_monitoring.tracing import get_tracer, tracing_lifespan
+
+    async def main():
+        async with tracing_lifespan("lifespan-service", exporter="console") as provider:
+            with get_tracer("svc").start_span("inside.lifespan"):
+                pass
+        with get_tracer("svc").start_span("after.shutdown"):
+            pass
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_tracing_lifespan_flushes_on_exit() -> None:
+    """tracing_lifespan installs the provider for the block and flushes the batch on exit."""
+    result = subprocess.run([sys.executable, "-c", LIFESPAN], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert '"name": "inside.lifespan"' in result.stdout
+    assert '"name": "after.shutdown"' not in result.stdout
+    assert '"service.name": "lifespan-service"' in result.stdout

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,7 +19,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from energy_monitoring._errors import TracingError
 
-__all__ = ["ExporterName", "build_tracer_provider", "setup_tracing", "shutdown_tracing"]
+__all__ = ["ExporterName", "build_tracer_provider", "setup_tracing", "shutdown_tracing", "tracing_lifespan"]
 
 logger = logging.getLogger("energy_monitoring.tracing")
 
@@ -181,3 +183,44 @@ def shutdown_tracing(timeout_millis: int = 30_000) -> None:
         installed.provider.shutdown()
     except Exception:
         logger.exception("Tracing shutdown failed")
+
+
+@asynccontextmanager
+async def tracing_lifespan(
+    service_name: str,
+    *,
+    exporter: ExporterName = "otlp",
+    sample_ratio: float = 1.0,
+    service_version: str | None = None,
+    environment: str | None = None,
+    endpoint: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    flush_timeout_millis: int = 30_000,
+) -> AsyncIterator[otel_trace.TracerProvider]:
+    """Set tracing up for a block (e.g. a FastAPI lifespan) and flush it on exit.
+
+    Wraps :func:`setup_tracing` and :func:`shutdown_tracing`; the flush runs in a worker
+    thread so the event loop is not blocked.
+
+    Example:
+        >>> async def lifespan(app):  # doctest: +SKIP
+        ...     async with tracing_lifespan("auth-service", exporter="otlp"):
+        ...         yield
+
+    Raises:
+        TracingError: invalid options (see :func:`build_tracer_provider`).
+        ImportError: ``exporter="otlp"`` without the ``otlp`` extra.
+    """
+    provider = setup_tracing(
+        service_name,
+        exporter=exporter,
+        sample_ratio=sample_ratio,
+        service_version=service_version,
+        environment=environment,
+        endpoint=endpoint,
+        headers=headers,
+    )
+    try:
+        yield provider
+    finally:
+        await asyncio.to_thread(shutdown_tracing, flush_timeout_millis)

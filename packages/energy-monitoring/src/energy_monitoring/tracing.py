@@ -13,7 +13,13 @@ Example:
 from __future__ import annotations
 
 from energy_monitoring._errors import TracingError
-from energy_monitoring._setup import ExporterName, build_tracer_provider, setup_tracing, shutdown_tracing
+from energy_monitoring._setup import (
+    ExporterName,
+    build_tracer_provider,
+    setup_tracing,
+    shutdown_tracing,
+    tracing_lifespan,
+)
 from energy_monitoring._span import EnergySpan
 from energy_monitoring._tracer import EnergyTracer, get_tracer, trace
 
@@ -28,6 +34,7 @@ __all__ = [
     "setup_tracing",
     "shutdown_tracing",
     "trace",
+    "tracing_lifespan",
 ]
 
 
