@@ -33,6 +33,9 @@ __all__ = ["ServiceClient", "TokenProvider"]
 
 logger = logging.getLogger("energy_common.http_client")
 
+# Parsed URLs kept per client for repeated paths (parsing is a large share of a call's CPU).
+_TARGET_CACHE_SIZE = 256
+
 #: Returns the bearer token for the next call (sync or async); cache and refresh it yourself.
 TokenProvider = Callable[[], Awaitable[str] | str]
 
@@ -139,6 +142,7 @@ class ServiceClient(VerbsMixin):
         self.max_redirects = max_redirects
         self._token_provider = token_provider
         self._headers = {str(k).lower(): str(v) for k, v in (headers or {}).items()}
+        self._targets: dict[str, httpx.URL] = {}
         read = _positive("timeout", timeout)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(max_connections, 20))
         self._http = httpx.AsyncClient(
@@ -224,9 +228,7 @@ class ServiceClient(VerbsMixin):
             call_headers.setdefault("content-type", "application/json")
         retryable = method in IDEMPOTENT_METHODS or "idempotency-key" in call_headers
         retries = options.get("retries", self.retry.retries) if retryable else 0
-        relative = httpx.URL(path, params=params) if params else httpx.URL(path)
-        base = self._http.base_url
-        target = base.copy_with(raw_path=base.raw_path + relative.raw_path.lstrip(b"/"))
+        target = self._target(path, params)
         ctx = {"service": self.service_name, "method": method, "path": target.path}
         scope = asyncio.timeout(deadline)
         try:
@@ -244,6 +246,19 @@ class ServiceClient(VerbsMixin):
                 {**ctx, "deadline": deadline},
             ) from exc
         return self._decode(answer, method, ctx, options.get("unwrap_envelope", self.unwrap_envelope))
+
+    def _target(self, path: str, params: Params | None) -> httpx.URL:
+        """Resolve ``path`` against base_url (parsed URLs of param-less paths are cached)."""
+        if not params and (cached := self._targets.get(path)) is not None:
+            return cached
+        relative = httpx.URL(path, params=params) if params else httpx.URL(path)
+        base = self._http.base_url
+        target = base.copy_with(raw_path=base.raw_path + relative.raw_path.lstrip(b"/"))
+        if not params:
+            if len(self._targets) >= _TARGET_CACHE_SIZE:
+                self._targets.clear()  # ids in paths make the set unbounded: start over
+            self._targets[path] = target
+        return target
 
     async def _attempts(
         self,
