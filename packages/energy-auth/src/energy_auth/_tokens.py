@@ -198,12 +198,8 @@ class TokenManager:
 
     # ------------------------------------------------------------------ verifying
 
-    def decode(self, token: str | bytes, token_type: TokenType | None = "access") -> dict[str, Any]:  # noqa: S107 - a token type, not a password
-        """Verify signature and claims, without the revocation check; return the payload.
-
-        Raises:
-            InvalidTokenError: A subclass naming the reason (see the error table).
-        """
+    def _decode(self, token: str | bytes, token_type: TokenType | None) -> dict[str, Any]:
+        """Verify signature and claims (not revocation); ``token_type=None`` accepts both types."""
         parsed = parse_token(token, self.max_token_bytes)
         payload = verify_signature(parsed, select_key(parsed, self.keys))
         validate_claims(payload, token_type, self._rules)
@@ -226,7 +222,7 @@ class TokenManager:
             raise ConfigurationError(
                 "This TokenManager has a revocation store; call 'await verify_token_async(token)' instead."
             )
-        return self.decode(token, token_type)
+        return self._decode(token, token_type)
 
     async def verify_token_async(self, token: str | bytes, token_type: TokenType = "access") -> dict[str, Any]:  # noqa: S107 - a token type, not a password
         """Verify a token, including the revocation check, and return its payload.
@@ -234,7 +230,7 @@ class TokenManager:
         Raises:
             InvalidTokenError: A subclass naming the reason (``TokenRevokedError`` if revoked).
         """
-        payload = self.decode(token, token_type)
+        payload = self._decode(token, token_type)
         if self.revocation_store is not None and await self.revocation_store.is_revoked(payload["jti"]):
             raise TokenRevokedError()
         return payload
@@ -281,7 +277,7 @@ class TokenManager:
             ConfigurationError: No revocation store is configured.
         """
         store = self._store("revoke()")
-        payload = self.decode(token, None)
+        payload = self._decode(token, None)
         await store.revoke(payload["jti"], payload["exp"] + self.leeway)
 
     def jwks(self) -> dict[str, Any]:
