@@ -13,6 +13,8 @@ from energy_auth import (  # noqa: E402
     APIKeyAuthenticator,
     InMemoryAPIKeyStore,
     InMemoryRevocationStore,
+    JWKSVerifier,
+    JWTKey,
     NewAPIKey,
     PasswordHasher,
     Principal,
@@ -299,3 +301,26 @@ def test_openapi_lists_both_security_schemes(service: Service) -> None:
     schemes = service.app.openapi()["components"]["securitySchemes"]
     assert schemes["BearerToken"]["scheme"] == "bearer"
     assert schemes["APIKey"]["name"] == "X-API-Key"
+
+
+async def test_jwks_verifier_behind_the_dependencies(clock: Clock) -> None:
+    """A verify-only service plugs a JWKSVerifier into install_auth and gets the same 200/401 behaviour."""
+    issuer = TokenManager(JWTKey.generate("EdDSA"), issuer="auth", audience="api", clock=clock)
+
+    async def fetch() -> dict[str, Any]:
+        return issuer.jwks()
+
+    app = FastAPI()
+    install_exception_handlers(app)
+    install_auth(app, JWKSVerifier(fetch, issuer="auth", audience="api", clock=clock))
+
+    @app.get("/me")
+    async def me(user: Annotated[Principal, Depends(get_current_user)]) -> str:
+        return user.subject
+
+    token = issuer.create_access_token({"sub": "bob"})
+    assert (await call(app, "GET", "/me", {"Authorization": f"Bearer {token}"})).json() == "bob"
+    stranger = TokenManager(JWTKey.generate("EdDSA"), issuer="auth", audience="api", clock=clock)
+    response = await call(app, "GET", "/me", {"Authorization": f"Bearer {stranger.create_access_token({'sub': 'x'})}"})
+    assert_error(response, 401, "TOKEN_KEY_UNKNOWN")
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
