@@ -288,3 +288,17 @@ def test_manager_refuses_foreign_clients() -> None:
     """Anything that is neither a redis client nor a CacheBackend is refused."""
     with pytest.raises(CacheError):
         CacheManager(object())  # type: ignore[arg-type]
+
+
+async def test_seed_readme_cache_example(redis_client: Any, redis_key_prefix: str) -> None:
+    """The seed README's cache and rate-limit example runs as written (new import path) on Redis."""
+    from energy_common.cache import CacheManager, RateLimitCache
+
+    user_data = {"id": 123, "name": "John"}
+    cache = CacheManager(redis_client, key_prefix=f"{redis_key_prefix}users")
+    await cache.set("user:123", user_data, expire=3600)
+    assert await cache.get("user:123") == user_data
+
+    rate_limit_cache = RateLimitCache(redis_client)
+    result = await rate_limit_cache.check_rate_limit(f"{redis_key_prefix}user:123", limit=100, window_seconds=3600)
+    assert (result.allowed, result.limit, result.remaining) == (True, 100, 99)
