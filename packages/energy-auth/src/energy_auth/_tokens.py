@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -44,6 +44,8 @@ def audiences_of(audience: str | Iterable[str] | None) -> frozenset[str] | None:
 class TokenPair:
     """An access token and the refresh token that renews it (OAuth 2 token response shape).
 
+    The tokens are credentials: they are left out of ``repr`` so a logged pair leaks nothing.
+
     Attributes:
         access_token: The short-lived token for API calls.
         refresh_token: The long-lived, single-use token for :meth:`TokenManager.refresh`.
@@ -51,8 +53,8 @@ class TokenPair:
         token_type: Always ``"bearer"``.
     """
 
-    access_token: str
-    refresh_token: str
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
     expires_in: int
     token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a password
 
