@@ -54,6 +54,19 @@ def cheap_hasher() -> PasswordHasher:
 
 
 @pytest.fixture(scope="session")
+def key_for() -> Callable[[str], JWTKey]:
+    """Session cache of one generated key per algorithm (RSA generation is slow)."""
+    cache: dict[str, JWTKey] = {}
+
+    def get(algorithm: str) -> JWTKey:
+        if algorithm not in cache:
+            cache[algorithm] = JWTKey.generate(algorithm)
+        return cache[algorithm]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def ed_key() -> JWTKey:
     """An Ed25519 key pair shared by the session (generation is cheap, but keep kids stable)."""
     return JWTKey.generate("EdDSA")
