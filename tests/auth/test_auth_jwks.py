@@ -179,7 +179,7 @@ def jwks_server(issuer: Issuer) -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 serving the issuer's JWKS; yields its URL."""
     handler = type("Handler", (_JWKSHandler,), {"document": json.dumps(issuer.manager.jwks()).encode()})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name="jwks-server", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="jwks-server", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
