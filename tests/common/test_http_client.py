@@ -300,6 +300,7 @@ async def test_slow_endpoint_hits_the_deadline(peer: Peer) -> None:
             await client.get("/slow", params={"delay": 3})
     assert info.value.details["deadline"] == 0.3
     assert info.value.details["service"] == "peer"
+    assert client.breaker.snapshot()["recent_failures"] == 1  # a missed deadline counts against the peer
 
 
 async def test_dripping_body_hits_the_deadline(peer: Peer) -> None:
@@ -486,3 +487,13 @@ async def test_absolute_paths_and_closed_clients_are_refused(peer: Peer) -> None
     await client.aclose()
     with pytest.raises(ConfigurationError, match="closed"):
         await client.get("/users/1")
+
+
+@pytest.mark.parametrize("body", [{"x": object()}, {"x": float("nan")}])
+async def test_body_that_is_not_json_is_refused(peer: Peer, body: dict[str, Any]) -> None:
+    """A body json cannot encode strictly is a ValidationError, and nothing is sent."""
+    before = peer.state.hits["echo"]
+    async with client_for(peer) as client:
+        with pytest.raises(ValidationError, match="cannot be sent as JSON"):
+            await client.post("/echo", body)
+    assert peer.state.hits["echo"] == before
