@@ -14,7 +14,13 @@ from typing import Any, Literal, Self, overload
 from opentelemetry import trace
 
 from energy_messaging.events._bus import DeadLetter, DeadLetterHook, EventBusStats, EventHandler
-from energy_messaging.events._consumer import Consumer, ConsumerSettings, decode_dead_letter, tracing_enabled
+from energy_messaging.events._consumer import (
+    ACK_ON_EXIT_TIMEOUT,
+    Consumer,
+    ConsumerSettings,
+    decode_dead_letter,
+    tracing_enabled,
+)
 from energy_messaging.events._envelope import MAX_EVENT_BYTES, Event, build_event, encode_event, validate_event_type
 from energy_messaging.events._errors import EventBusClosedError, EventBusConfigurationError
 from energy_messaging.events._transport import EVENT_FIELD, Transport
@@ -146,7 +152,10 @@ class TransportEventBus:
             if not self._consumer.idle.is_set() and self._shutdown_timeout > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._consumer.idle.wait(), self._shutdown_timeout)
-            task.cancel()
+                if self._consumer.idle.is_set():
+                    # The batch is done: the loop sees ``stopping``, sends its acks and returns.
+                    await asyncio.wait({task}, timeout=ACK_ON_EXIT_TIMEOUT + 0.5)
+            task.cancel()  # interrupts a blocking read, or a handler past the shutdown timeout
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._transport.aclose()

@@ -20,13 +20,20 @@ from energy_messaging.events._envelope import Event, decode_event
 from energy_messaging.events._errors import EventBusConnectionError, InvalidEventError
 from energy_messaging.events._transport import EVENT_FIELD, Entry, NoGroupError, Transport
 
-__all__ = ["Consumer", "ConsumerSettings", "decode_dead_letter", "encode_dead_letter", "tracing_enabled"]
+__all__ = [
+    "ACK_ON_EXIT_TIMEOUT",
+    "Consumer",
+    "ConsumerSettings",
+    "decode_dead_letter",
+    "encode_dead_letter",
+    "tracing_enabled",
+]
 
 logger = logging.getLogger("energy_messaging.events")
 tracer = trace.get_tracer("energy_messaging.events")
 
 _MAX_REASON = 500
-_ACK_ON_CANCEL_TIMEOUT = 1.0
+ACK_ON_EXIT_TIMEOUT = 1.0
 _NO_SDK = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 _BACKOFF_MIN = 0.05
 _BACKOFF_MAX = 5.0
@@ -82,12 +89,34 @@ class Consumer:
         self._start_id = start_id
         self._stats = stats
         self._on_dead_letter = on_dead_letter
+        self._acks: dict[str, list[str]] = {}  # handled, not yet acknowledged: stream -> entry ids
         self.stopping = False
         self.idle = asyncio.Event()
         self.idle.set()
 
     async def run(self) -> None:
-        """Consume until cancelled or ``stopping``; backend outages are retried with backoff."""
+        """Consume until cancelled or ``stopping``; backend outages are retried with backoff.
+
+        Acknowledgements of a batch travel with the next read (one round trip less per
+        batch); on the way out, cancelled or stopped, the outstanding ones are sent.
+        """
+        try:
+            await self._run()
+        finally:
+            if self._acks:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._flush_acks(), ACK_ON_EXIT_TIMEOUT)
+
+    def _stop_requested(self) -> bool:
+        # A method, not the attribute: ``aclose()`` sets it while this task awaits.
+        return self.stopping
+
+    async def _flush_acks(self) -> None:
+        for stream, ids in list(self._acks.items()):
+            await self._transport.ack(stream, self._settings.group, ids)
+            del self._acks[stream]
+
+    async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         ready: set[str] = set()
         recreate = False
@@ -109,14 +138,24 @@ class Consumer:
                     next_claim = loop.time() + claim_interval
                     for stream in streams:
                         await self._claim(stream)
+                    if self._stop_requested():
+                        break
                 block = min(self._settings.block, max(0.0, next_claim - loop.time()))
-                entries = await self._transport.read_new(
-                    streams,
-                    self._settings.group,
-                    self._settings.consumer,
-                    count=self._settings.batch_size,
-                    block=block,
-                )
+                acks, self._acks = self._acks, {}
+                try:
+                    entries = await self._transport.read_new(
+                        streams,
+                        self._settings.group,
+                        self._settings.consumer,
+                        count=self._settings.batch_size,
+                        block=block,
+                        acks=acks,
+                    )
+                except BaseException:
+                    # Unknown whether they reached the server; XACK is idempotent, so send them again.
+                    for stream, ids in acks.items():
+                        self._acks.setdefault(stream, []).extend(ids)
+                    raise
                 await self._handle_batch(entries)
                 if not self._stats.connected:
                     logger.info("Event backend reachable again; consumer %s resumes", self._settings.consumer)
@@ -153,26 +192,15 @@ class Consumer:
     async def _handle_batch(self, entries: Sequence[Entry]) -> None:
         if not entries:
             return
-        acks: dict[str, list[str]] = {}
         self.idle.clear()
         try:
             for entry in entries:
                 if self.stopping:
                     break  # unhandled entries stay pending and are claimed by another consumer
                 if await self._process(entry):
-                    acks.setdefault(entry.stream, []).append(entry.entry_id)
-        except asyncio.CancelledError:
-            # Stopped mid-batch: still acknowledge what was handled, so it is not redelivered.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._ack(acks), _ACK_ON_CANCEL_TIMEOUT)
-            raise
+                    self._acks.setdefault(entry.stream, []).append(entry.entry_id)
         finally:
             self.idle.set()
-        await self._ack(acks)
-
-    async def _ack(self, acks: Mapping[str, Sequence[str]]) -> None:
-        for stream, ids in acks.items():
-            await self._transport.ack(stream, self._settings.group, ids)
 
     async def _process(self, entry: Entry) -> bool:
         """Handle one entry; return True when it must be acknowledged."""

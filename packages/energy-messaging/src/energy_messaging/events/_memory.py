@@ -103,9 +103,18 @@ class MemoryStreams:
         return out
 
     async def read_new(
-        self, streams: Sequence[str], group: str, consumer: str, *, count: int, block: float
+        self,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        count: int,
+        block: float,
+        acks: Mapping[str, Sequence[str]],
     ) -> list[Entry]:
-        """Deliver never-delivered entries, waiting up to ``block`` seconds for some."""
+        """Acknowledge ``acks``, then deliver new entries, waiting up to ``block`` seconds."""
+        for stream, ids in acks.items():
+            await self.ack(stream, group, ids)
         deadline = time.monotonic() + block
         async with self._changed:
             while True:

@@ -47,9 +47,19 @@ class Transport(Protocol):
         ...
 
     async def read_new(
-        self, streams: Sequence[str], group: str, consumer: str, *, count: int, block: float
+        self,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        count: int,
+        block: float,
+        acks: Mapping[str, Sequence[str]],
     ) -> list[Entry]:
-        """Read never-delivered entries, waiting up to ``block`` seconds for some."""
+        """Acknowledge ``acks`` (stream -> entry ids), then read never-delivered entries.
+
+        Waits up to ``block`` seconds for new entries.
+        """
         ...
 
     async def claim_stale(self, stream: str, group: str, consumer: str, *, min_idle: float, count: int) -> list[Entry]:

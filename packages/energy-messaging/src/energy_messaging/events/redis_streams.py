@@ -4,8 +4,8 @@ One stream per event type (``<namespace>:stream:<type>``), one consumer group pe
 service, one consumer per replica:
 
 * publish: ``XADD <stream> MAXLEN ~ <maxlen> * event <json>``;
-* consume: ``XREADGROUP GROUP <group> <consumer> ... STREAMS <streams> >``, then
-  ``XACK`` once the handlers succeeded;
+* consume: ``XREADGROUP GROUP <group> <consumer> ... STREAMS <streams> >``; ``XACK``
+  once the handlers succeeded, pipelined with the next ``XREADGROUP``;
 * redelivery: ``XAUTOCLAIM`` of entries idle for ``min_idle`` (a crashed replica's or a
   failed handler's), delivery count read back with ``XPENDING``;
 * after ``max_deliveries``: ``XADD <namespace>:dead-letter`` with the reason, then ``XACK``;
@@ -109,21 +109,36 @@ class RedisStreamsTransport:
         return _text(entry_id)
 
     async def read_new(
-        self, streams: Sequence[str], group: str, consumer: str, *, count: int, block: float
+        self,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        count: int,
+        block: float,
+        acks: Mapping[str, Sequence[str]],
     ) -> list[Entry]:
-        """``XREADGROUP ... COUNT <count> BLOCK <ms> STREAMS <streams> >``."""
+        """``XACK`` the previous batch and ``XREADGROUP ... STREAMS <streams> >`` in one round trip."""
         if not streams:
+            for stream, ids in acks.items():
+                await self.ack(stream, group, ids)
             await asyncio.sleep(block)
             return []
         block_ms = int(block * 1000)
         with _translated():
-            reply: Any = await self.client.xreadgroup(
-                group,
-                consumer,
-                dict.fromkeys(streams, ">"),
-                count=count,
-                block=block_ms if block_ms > 0 else None,  # BLOCK 0 would wait forever
-            )
+            async with self.client.pipeline(transaction=False) as pipe:
+                for stream, ids in acks.items():
+                    if ids:
+                        pipe.xack(stream, group, *ids)
+                pipe.xreadgroup(
+                    group,
+                    consumer,
+                    dict.fromkeys(streams, ">"),
+                    count=count,
+                    block=block_ms if block_ms > 0 else None,  # BLOCK 0 would wait forever
+                )
+                replies: list[Any] = await pipe.execute()
+        reply = replies[-1]
         items = reply.items() if isinstance(reply, dict) else (reply or [])
         out: list[Entry] = []
         for stream, messages in items:
