@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as redis_asyncio
 from energy_common import health
+from energy_common.database import Database
 from energy_common.exceptions import ConfigurationError
 from energy_common.health import (
     CallableHealthCheck,
@@ -66,7 +67,7 @@ async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 class DatabaseLike:
-    """Stands in for energy_common.database's Database: anything exposing ``.engine``."""
+    """Any object exposing an ``.engine`` (the contract DatabaseHealthCheck relies on)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -107,12 +108,13 @@ def test_core_import_needs_no_extra() -> None:
 
 @pytest.mark.postgres
 @pytest.mark.redis
-async def test_seed_example_against_real_postgres_and_redis(engine: AsyncEngine, redis_client: Any) -> None:
-    """The seed example runs: database and Redis checks pass against the real servers."""
-    health_checker = HealthChecker("my-service")
-    health_checker.add_check(DatabaseHealthCheck(DatabaseLike(engine)))
-    health_checker.add_check(RedisHealthCheck(redis_client))
-    result = await health_checker.run_all_checks()
+async def test_seed_example_against_real_postgres_and_redis(postgres_url: str, redis_client: Any) -> None:
+    """The seed example runs with energy_common.database.Database: both checks pass on the real servers."""
+    async with Database(postgres_url) as db_connection:
+        health_checker = HealthChecker("my-service")
+        health_checker.add_check(DatabaseHealthCheck(db_connection))
+        health_checker.add_check(RedisHealthCheck(redis_client))
+        result = await health_checker.run_all_checks()
     assert result.status is HealthStatus.HEALTHY
     body = result.to_dict()
     assert body["service"] == "my-service"
@@ -123,10 +125,16 @@ async def test_seed_example_against_real_postgres_and_redis(engine: AsyncEngine,
 
 
 @pytest.mark.postgres
-async def test_database_check_accepts_engine_directly(engine: AsyncEngine) -> None:
-    """A bare AsyncEngine works as well as an object with .engine."""
-    details = await DatabaseHealthCheck(engine).check()
-    assert details == {"dialect": "postgresql"}
+async def test_database_check_accepts_engine_or_any_holder(engine: AsyncEngine) -> None:
+    """A bare AsyncEngine works as well as any object whose .engine is one."""
+    assert await DatabaseHealthCheck(engine).check() == {"dialect": "postgresql"}
+    assert await DatabaseHealthCheck(DatabaseLike(engine)).check() == {"dialect": "postgresql"}
+
+
+async def test_database_check_on_sqlite(tmp_path: Path) -> None:
+    """The embedded default (SQLite through aiosqlite) passes the same check."""
+    async with Database(f"sqlite+aiosqlite:///{tmp_path / 'health.db'}") as db:
+        assert await DatabaseHealthCheck(db).check() == {"dialect": "sqlite"}
 
 
 async def test_unreachable_dependencies_fail_without_leaking_secrets() -> None:
