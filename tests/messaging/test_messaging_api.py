@@ -6,9 +6,8 @@ import subprocess
 import sys
 
 import energy_common.exceptions as common_errors
-import pytest
-
 import energy_messaging
+import pytest
 from energy_messaging import errors
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from energy_common.context import correlation_scope, get_correlation_id
-from pydantic import BaseModel
-
 from energy_messaging import DeadLetter, MQTTManager, MQTTMessage
 from energy_messaging.errors import (
     MessagingConnectionError,
@@ -19,22 +18,26 @@ from energy_messaging.errors import (
     PublishBufferFullError,
     TopicValidationError,
 )
+from pydantic import BaseModel
 
 pytestmark = pytest.mark.mqtt
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``condition`` until true or fail after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
+async def wait_until(condition: Callable[[], bool], limit: float = 5.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``limit`` seconds."""
+    deadline = asyncio.get_running_loop().time() + limit
+    while True:
+        if condition():
+            return
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
-def make_manager(mqtt_broker: Any) -> Callable[..., MQTTManager]:  # noqa: ANN401
+def make_manager(mqtt_broker: Any) -> Callable[..., MQTTManager]:
     """Build managers for the shared broker."""
 
-    def make(**kwargs: Any) -> MQTTManager:  # noqa: ANN401
+    def make(**kwargs: Any) -> MQTTManager:
         return MQTTManager(mqtt_broker.host, mqtt_broker.port, **kwargs)
 
     return make
@@ -196,9 +199,10 @@ async def test_not_started_and_unreachable() -> None:
     assert not mqtt.is_connected
 
 
-async def test_buffer_while_disconnected(mosquitto_factory: Callable[..., Any]) -> None:  # noqa: ANN401
+async def test_buffer_while_disconnected(mosquitto_factory: Callable[..., Any]) -> None:
     """While the broker is down publishes wait in a bounded buffer, overflow is an error, and the rest arrive later."""
-    broker = mosquitto_factory()
+    # As root, mosquitto drops to its own user and cannot write the temporary persistence directory.
+    broker = mosquitto_factory(["user root"] if os.geteuid() == 0 else [])
     received: list[int] = []
     async with (
         MQTTManager(broker.host, broker.port, client_id="buf-sub", reconnect_max_delay=0.5) as sub,

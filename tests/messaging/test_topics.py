@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from energy_common.exceptions import ValidationError
-
 from energy_messaging.errors import TopicValidationError
 from energy_messaging.topics import (
     DeviceTopics,

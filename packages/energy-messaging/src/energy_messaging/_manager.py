@@ -39,6 +39,7 @@ __all__ = ["MQTTManager"]
 logger = logging.getLogger("energy_messaging.mqtt")
 
 ProtocolChoice = Literal["auto", "5", "3.1.1"]
+_PROBE_TIMEOUT = 3.0
 _REFUSED_PROTOCOL = {1, 132}  # 3.1.1 "unacceptable protocol version", MQTT 5 "unsupported protocol version"
 
 
@@ -256,7 +257,9 @@ class MQTTManager:
                 logger.warning(
                     "MQTT shutdown: handlers still busy after %.1f s; unacked messages are redelivered", timeout
                 )
-            while (self._outbound.buffer or self._outbound._inflight) and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
+                if not (self._outbound.buffer or self._outbound._inflight):
+                    break
                 await asyncio.sleep(0.01)
         self._stopping.set()
         if self._supervisor is not None:
@@ -303,15 +306,24 @@ class MQTTManager:
         if self._protocol is not None:
             choices = [self._protocol]
         for index, version in enumerate(choices):
+            probing = index + 1 < len(choices)
             client = self._make_client(version)
+            if probing:
+                # Some 3.1.1-only brokers (amqtt) choke on MQTT 5 CONNECT properties and never answer.
+                client.timeout = min(self._connect_timeout, _PROBE_TIMEOUT)
             try:
                 await client.__aenter__()
             except MqttConnectError as exc:
-                code = _reason_value(exc.rc)
-                if code in _REFUSED_PROTOCOL and index + 1 < len(choices):
+                if _reason_value(exc.rc) in _REFUSED_PROTOCOL and probing:
                     logger.info("MQTT broker %s:%s refused MQTT 5; falling back to 3.1.1", self.host, self.port)
                     continue
                 raise
+            except aiomqtt.MqttError as exc:
+                if probing and "timed out" in str(exc):
+                    logger.info("MQTT broker %s:%s did not answer MQTT 5; trying 3.1.1", self.host, self.port)
+                    continue
+                raise
+            client.timeout = self._connect_timeout
             self._protocol = version
             return client
         raise aiomqtt.MqttError("no protocol version was accepted")  # pragma: no cover - loop always returns/raises
