@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +27,7 @@ from energy_common.cache import (
 )
 from energy_common.exceptions import CacheError, ConfigurationError
 from pydantic import BaseModel
+from redis.asyncio.cluster import RedisCluster
 
 
 class Reading(BaseModel):
@@ -28,11 +36,65 @@ class Reading(BaseModel):
     at: datetime
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(scope="module")
+def cluster_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A private one-node Redis Cluster (all 16384 slots) on a free loopback port."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("ENERGY_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}:
+            pytest.fail("redis-server is not installed (ENERGY_REQUIRE_SERVICES=1)")
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    data = tmp_path_factory.mktemp("cluster")
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    argv += ["--cluster-enabled", "yes", "--cluster-config-file", str(data / "nodes.conf")]
+    process = subprocess.Popen(argv, cwd=data, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            time.sleep(0.05)
+        subprocess.run(
+            ["redis-cli", "-p", str(port), "CLUSTER", "ADDSLOTSRANGE", "0", "16383"],
+            check=True,
+            capture_output=True,
+            timeout=10,
+        )
+        for _ in range(100):
+            info = subprocess.run(
+                ["redis-cli", "-p", str(port), "CLUSTER", "INFO"],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            if "cluster_state:ok" in info.stdout:
+                break
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+@pytest.fixture
+async def cluster_client(cluster_port: int) -> AsyncIterator[RedisCluster]:
+    """A redis.asyncio RedisCluster client of the private cluster."""
+    client = RedisCluster(host="127.0.0.1", port=cluster_port)
+    await client.initialize()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def backend(request: pytest.FixtureRequest) -> CacheBackend:
-    """The in-memory backend, or a Redis backend on the shared server (keys namespaced per test)."""
+    """The in-memory backend, Redis on the shared server (keys namespaced per test) or a Redis Cluster."""
     if request.param == "memory":
         return MemoryBackend(max_size=1_000)
+    if request.param == "cluster":
+        return RedisBackend(request.getfixturevalue("cluster_client"))
     return RedisBackend(request.getfixturevalue("redis_client"))
 
 
@@ -261,6 +323,7 @@ async def test_health_check_reports_backend(cache: CacheManager) -> None:
     report = await cache.health_check()
     assert report["backend"] == cache.backend.name
     assert "dropped_writes" in report
+    assert await cache.ping() is True  # lets energy_common.health.RedisHealthCheck wrap a CacheManager
 
 
 async def test_create_cache_by_scheme(redis_url: str, redis_key_prefix: str) -> None:
@@ -302,3 +365,12 @@ async def test_seed_readme_cache_example(redis_client: Any, redis_key_prefix: st
     rate_limit_cache = RateLimitCache(redis_client)
     result = await rate_limit_cache.check_rate_limit(f"{redis_key_prefix}user:123", limit=100, window_seconds=3600)
     assert (result.allowed, result.limit, result.remaining) == (True, 100, 99)
+
+
+async def test_rate_limit_on_cluster(cluster_client: RedisCluster) -> None:
+    """The sliding-window script runs on a Redis Cluster and stays exact under concurrency."""
+    from energy_common.cache import RateLimitCache
+
+    limiter = RateLimitCache(cluster_client)
+    results = await asyncio.gather(*(limiter.check_rate_limit("burst", limit=20, window_seconds=30) for _ in range(60)))
+    assert sum(r.allowed for r in results) == 20

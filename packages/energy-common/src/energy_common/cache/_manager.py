@@ -322,6 +322,15 @@ class CacheManager:
 
     # ------------------------------------------------------------------ lifecycle
 
+    async def ping(self) -> bool:
+        """Ping the backend (for ``energy_common.health.RedisHealthCheck``).
+
+        Raises:
+            CacheConnectionError: The backend is unreachable.
+        """
+        await self.backend.ping()
+        return True
+
     async def health_check(self) -> dict[str, Any]:
         """Ping the backend and report its name, latency and counters.
 

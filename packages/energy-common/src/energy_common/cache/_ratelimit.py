@@ -192,6 +192,15 @@ class RateLimitCache:
         error.headers = {"Retry-After": "1"}
         raise error from exc
 
+    async def ping(self) -> bool:
+        """Ping the backend (for ``energy_common.health.RedisHealthCheck``).
+
+        Raises:
+            CacheConnectionError: The backend is unreachable.
+        """
+        await self.backend.ping()
+        return True
+
     async def health_check(self) -> dict[str, Any]:
         """Ping the backend and report its name and counters.
 
