@@ -197,7 +197,6 @@ async def _pg_activity(admin_dsn: str, datname: str, application_name: str) -> l
     return [(row["state"], row["pid"]) for row in rows]
 
 
-@pytest.mark.slow
 async def test_cancelled_request_storm_leaks_nothing(postgres_database: Any) -> None:
     """Cancelling many in-flight requests leaves no checked-out or idle-in-transaction connection."""
     app_name = "storm-test"

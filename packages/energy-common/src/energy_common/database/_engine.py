@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self
@@ -19,6 +20,8 @@ from energy_common.database._models import Base
 from energy_common.exceptions import ConfigurationError
 
 __all__ = ["Database"]
+
+logger = logging.getLogger("energy_common.database")
 
 _SUPPORTED = {"postgresql+asyncpg", "sqlite+aiosqlite"}
 
@@ -150,12 +153,25 @@ class Database:
                 yield session
                 await session.commit()
             except BaseException as exc:
-                await finish_cleanup(session.rollback())
+                await self._quietly(session.rollback(), "rollback", exc)
                 if isinstance(exc, Exception) and is_database_error(exc):
                     raise translate_error(exc) from exc
                 raise
         finally:
-            await finish_cleanup(session.close())
+            await self._quietly(session.close(), "close", None)
+
+    @staticmethod
+    async def _quietly(step: Awaitable[None], what: str, cause: BaseException | None) -> None:
+        # A failed rollback/close (e.g. the server killed the connection) must not hide the
+        # error that got us here; SQLAlchemy invalidates the connection so it is not reused.
+        try:
+            await finish_cleanup(step)
+        except Exception as exc:
+            if cause is None and not is_database_error(exc):
+                raise
+            logger.warning(
+                "Session %s failed (%s); the connection was discarded.", what, type(exc).__name__, exc_info=False
+            )
 
     async def session_dependency(self) -> AsyncIterator[AsyncSession]:
         """FastAPI dependency yielding a session (commit on success, rollback on error).
