@@ -274,16 +274,28 @@ def _open(request: urllib.request.Request) -> tuple[int, bytes]:
         raise ReleaseError(f"cannot reach {request.full_url}: {exc}; check the index URL and the network") from exc
 
 
-def index_files(simple_url: str, project: str) -> dict[str, str | None]:
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def index_files(simple_url: str, project: str, *, authorization: str | None = None) -> dict[str, str | None]:
     """Files the index lists for ``project`` (name -> sha256 or None); empty when it has none.
+
+    Args:
+        simple_url: The simple index, e.g. ``https://pypi.internal/simple/``.
+        project: Distribution name (normalized here).
+        authorization: ``Authorization`` header value, for indexes that protect reads too.
 
     Raises:
         ReleaseError: The index cannot be reached or answers with an error other than 404.
     """
     url = urllib.parse.urljoin(simple_url.rstrip("/") + "/", f"{normalize_name(project)}/")
-    status, body = _open(urllib.request.Request(url, headers={"Accept": "text/html"}))  # noqa: S310 - checked in _open
+    headers = {"Accept": "text/html"} | ({"Authorization": authorization} if authorization else {})
+    status, body = _open(urllib.request.Request(url, headers=headers))  # noqa: S310 - scheme checked in _open
     if status == 404:
         return {}
+    if status in {401, 403}:
+        raise ReleaseError(f"the index refused to list {url} ({status}): check HATCH_INDEX_USER/HATCH_INDEX_AUTH")
     if status != 200:
         raise ReleaseError(f"the index answered {status} for {url}; check --simple-url")
     parser = _Links()
@@ -328,12 +340,11 @@ def upload(artifact: Path, *, repo: str, user: str, password: str) -> bool:
         ReleaseError: The credentials are refused or the index fails the upload.
     """
     body, content_type = _multipart(_form(artifact, read_metadata(artifact)), artifact)
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
     request = urllib.request.Request(  # noqa: S310 - scheme checked in _open
         repo,
         data=body,
         method="POST",
-        headers={"Content-Type": content_type, "Authorization": f"Basic {token}"},
+        headers={"Content-Type": content_type, "Authorization": _basic(user, password)},
     )
     status, answer = _open(request)
     if status in {200, 201}:
@@ -379,7 +390,7 @@ def publish(
     for artifact in find_artifacts(paths):
         project = normalize_name(str(read_metadata(artifact)["Name"]))
         if project not in listed:
-            listed[project] = index_files(simple, project)
+            listed[project] = index_files(simple, project, authorization=_basic(user, password))
         if artifact.name in listed[project]:
             remote = listed[project][artifact.name]
             local = hashlib.sha256(artifact.read_bytes()).hexdigest()
@@ -403,9 +414,13 @@ def build(tag: ReleaseTag, out: Path, *, hatch: str, packages: Path = PACKAGES) 
     """Build the wheel and sdist of the tagged distribution into ``out``; return their paths."""
     _hatch(hatch, ["build", "-t", "wheel", "-t", "sdist", str(out)], packages / tag.distribution)
     prefix = f"{tag.distribution.replace('-', '_')}-{tag.version}"
-    built = sorted(p for p in out.iterdir() if p.name.startswith(prefix) and _is_artifact(p))
+    built = sorted(
+        p
+        for p in out.iterdir()
+        if p.name == f"{prefix}.tar.gz" or (p.name.startswith(f"{prefix}-") and p.suffix == ".whl")
+    )
     if len(built) != 2:
-        raise ReleaseError(f"expected a wheel and an sdist named {prefix}* in {out}, found {[p.name for p in built]}")
+        raise ReleaseError(f"expected a wheel and an sdist of {prefix} in {out}, found {[p.name for p in built]}")
     return built
 
 

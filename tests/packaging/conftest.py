@@ -308,7 +308,11 @@ def _wait_healthy(index: PrivateIndex, log: Path, timeout: float = 20.0) -> None
 
 @pytest.fixture(scope="session")
 def private_index_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., PrivateIndex]]:
-    """Factory: ``make(*extra_roots)`` starts a pypiserver serving its upload folder plus ``extra_roots``."""
+    """Factory: ``make(*extra_roots)`` starts a pypiserver serving its upload folder plus ``extra_roots``.
+
+    Uploads need the index's credentials; ``make(authenticate="download,list,update")``
+    protects reads too, as some private indexes do.
+    """
     try:
         with warnings.catch_warnings():
             # passlib imports the stdlib crypt module, deprecated since Python 3.11.
@@ -320,7 +324,7 @@ def private_index_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         unavailable("pypiserver is not installed in this environment")
     started: list[PrivateIndex] = []
 
-    def make(*extra_roots: Path) -> PrivateIndex:
+    def make(*extra_roots: Path, authenticate: str = "update") -> PrivateIndex:
         base = tmp_path_factory.mktemp("pypiserver")
         upload_dir = base / "packages"
         upload_dir.mkdir()
@@ -339,7 +343,7 @@ def private_index_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "--port",
             str(port),
             "--authenticate",
-            "update",
+            authenticate,
             "--passwords",
             str(base / "htpasswd"),
             "--disable-fallback",

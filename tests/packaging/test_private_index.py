@@ -24,7 +24,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-pytestmark = pytest.mark.packaging
+# The first run fills the wheelhouse from the public index: allow for a slow network.
+pytestmark = [pytest.mark.packaging, pytest.mark.timeout(300)]
 
 DISTRIBUTIONS = ("energy-common", "energy-auth", "energy-monitoring", "energy-messaging", "energy-libs")
 LEAVES = ("energy-common", "energy-auth", "energy-monitoring", "energy-messaging")

@@ -45,9 +45,14 @@ def cli(hatch_bin, clean_env_factory):
 
 
 @pytest.fixture(scope="module")
-def common_version(hatch_bin, run_cmd) -> str:
-    """What ``hatch version`` reports for energy-common right now."""
-    folder = SCRIPT.parents[1] / "packages" / "energy-common"
+def libs_version(hatch_bin, run_cmd) -> str:
+    """What ``hatch version`` reports for energy-libs right now.
+
+    The end-to-end release tests use the meta-package: it builds fastest, and its folder
+    does not change while other work goes on in the libraries' sources (a rebuild of
+    the same sources is byte-identical, which the re-run test relies on).
+    """
+    folder = SCRIPT.parents[1] / "packages" / "energy-libs"
     return run_cmd([hatch_bin, "version"], cwd=folder).strip().splitlines()[-1]
 
 
@@ -86,9 +91,9 @@ def test_parse_tag_refuses_malformed_tags(release, tag):
         release.parse_tag(tag)
 
 
-def test_check_tag_accepts_the_current_version(cli, common_version):
+def test_check_tag_accepts_the_current_version(cli, libs_version):
     """check-tag exits 0 for the tag of the version ``hatch version`` reports."""
-    result = cli("check-tag", f"energy-common-v{common_version}")
+    result = cli("check-tag", f"energy-libs-v{libs_version}")
     assert result.returncode == 0, result.stderr
     assert "matches" in result.stdout
 
@@ -135,6 +140,20 @@ def test_publish_uploads_only_missing_files_and_rerun_publishes_nothing(
     assert "upload  " not in third.stdout
 
 
+def test_publish_authenticates_reads_on_an_index_that_protects_them(
+    release, built_distributions, private_index_factory
+):
+    """Against an index that also protects listing, publish lists with the credentials and still skips what is there."""
+    index = private_index_factory(authenticate="download,list,update")
+    sdist = built_distributions["energy-monitoring"].sdist
+    first = release.publish([sdist], repo=index.url, user=index.user, password=index.password)
+    again = release.publish([sdist], repo=index.url, user=index.user, password=index.password)
+    assert (first.uploaded, first.skipped) == ([sdist], [])
+    assert (again.uploaded, again.skipped) == ([], [sdist])
+    with pytest.raises(release.ReleaseError, match="refused to list"):
+        release.index_files(index.simple_url, "energy-monitoring")
+
+
 def test_reupload_answered_409_counts_as_present(release, built_distributions, private_index_factory):
     """An upload the index refuses with 409 (already there) reports False instead of failing."""
     index = private_index_factory()
@@ -178,14 +197,14 @@ def test_publish_without_credentials_says_which_variables_to_set(cli, built_dist
     assert "set HATCH_INDEX_USER and HATCH_INDEX_AUTH" in result.stderr
 
 
-def test_release_builds_and_publishes_the_tagged_distribution_once(cli, private_index_factory, common_version):
+def test_release_builds_and_publishes_the_tagged_distribution_once(cli, private_index_factory, libs_version):
     """release checks the tag, builds the wheel and sdist with hatch and publishes them; a re-run publishes nothing."""
     index = private_index_factory()
-    tag = f"energy-common-v{common_version}"
+    tag = f"energy-libs-v{libs_version}"
     first = cli("release", tag, env=index.publish_env())
     assert first.returncode == 0, first.stderr
     assert index.files() == sorted(
-        [f"energy_common-{common_version}-py3-none-any.whl", f"energy_common-{common_version}.tar.gz"]
+        [f"energy_libs-{libs_version}-py3-none-any.whl", f"energy_libs-{libs_version}.tar.gz"]
     )
     again = cli("release", tag, env=index.publish_env())
     assert again.returncode == 0, again.stderr
@@ -195,7 +214,7 @@ def test_release_builds_and_publishes_the_tagged_distribution_once(cli, private_
 def test_release_refuses_a_mismatched_tag_before_building(cli, private_index_factory):
     """release of a tag whose version differs from ``hatch version`` exits 1 and publishes nothing."""
     index = private_index_factory()
-    result = cli("release", "energy-common-v99.0.0", env=index.publish_env())
+    result = cli("release", "energy-libs-v99.0.0", env=index.publish_env())
     assert result.returncode == 1
     assert "bump it there" in result.stderr
     assert index.files() == []
