@@ -157,11 +157,13 @@ class ServiceClient(VerbsMixin):
         )
 
     async def __aenter__(self) -> Self:
+        """Return the client (the pool opens connections lazily)."""
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Close the connection pool."""
         await self.aclose()
 
     async def aclose(self) -> None:

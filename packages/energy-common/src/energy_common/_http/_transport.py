@@ -8,6 +8,7 @@ import httpx
 
 from energy_common._http._redirect import redirect_method, same_origin, strip_credentials
 from energy_common.exceptions import ExternalServiceError
+from energy_common.health._redact import redact
 
 __all__ = ["Answer", "TransportFailure", "send_following_redirects"]
 
@@ -53,7 +54,7 @@ async def send_following_redirects(
         try:
             response = await http.send(request, stream=True)
         except httpx.TransportError as exc:
-            raise TransportFailure(str(exc) or type(exc).__name__) from exc
+            raise TransportFailure(redact(str(exc) or type(exc).__name__)) from exc
         try:
             if not response.has_redirect_location:
                 return Answer(response.status_code, response.headers, await _read(response, max_bytes, service))
@@ -73,7 +74,7 @@ async def send_following_redirects(
                 headers = {k: v for k, v in headers.items() if k not in _BODY_HEADERS}
             method, url = new_method, next_url
         except httpx.TransportError as exc:
-            raise TransportFailure(str(exc) or type(exc).__name__) from exc
+            raise TransportFailure(redact(str(exc) or type(exc).__name__)) from exc
         finally:
             await response.aclose()
     raise ExternalServiceError(
