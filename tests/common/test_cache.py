@@ -149,6 +149,13 @@ async def test_values_are_json_never_pickle(cache: CacheManager) -> None:
         await cache.set("bad", object())
 
 
+async def test_value_not_fitting_the_model_is_a_cache_error(cache: CacheManager) -> None:
+    """Reading a value into a model it does not fit raises CacheError instead of returning garbage."""
+    await cache.set("k", {"device": "d1"})
+    with pytest.raises(CacheError):
+        await cache.get("k", model=Reading)
+
+
 async def test_miss_default_exists_delete(cache: CacheManager) -> None:
     """Misses return the default; exists and delete report what is there."""
     assert await cache.get("nope") is None

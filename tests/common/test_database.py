@@ -100,6 +100,16 @@ async def test_plain_scheme_gets_async_driver(tmp_path: Path) -> None:
     assert "secret" not in repr(Database("postgresql://u:secret@h/db"))
 
 
+async def test_in_memory_sqlite_keeps_one_database() -> None:
+    """An in-memory SQLite URL shares one connection, so tables outlive a session."""
+    async with Database("sqlite+aiosqlite:///:memory:") as db:
+        await db.create_all(_Base.metadata)
+        async with db.session() as session:
+            await BaseRepository(session, DbNote).create(body="in memory")
+        async with db.session() as session:
+            assert await BaseRepository(session, DbNote).count() == 1
+
+
 async def test_sqlite_gets_wal_and_foreign_keys(tmp_path: Path) -> None:
     """SQLite connections run in WAL mode with foreign keys enforced."""
     async with Database(f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}") as db, db.session() as session:

@@ -272,6 +272,7 @@ async def test_create_many_and_copy_many(db: Database) -> None:
     async with db.session() as session:
         repo = BaseRepository(session, RepoReading)
         assert await repo.create_many(rows, batch_size=1_000) == 2_500
+        assert len(session.identity_map) == 0  # Core executemany: no ORM objects were built
         assert await repo.create_many([]) == 0
         assert await repo.copy_many([("c", 1.5), ("c", 2.5)], columns=["device", "value"]) == 2
         assert await repo.copy_many([{"device": "m", "value": 3.0}]) == 1
