@@ -49,3 +49,16 @@ def test_importing_events_does_not_import_redis() -> None:
     code = "import sys, energy_messaging.events; print('redis' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "False"
+
+
+def test_redis_backend_without_extra_names_the_extra() -> None:
+    """Without redis installed, importing the Redis backend raises an ImportError naming the extra."""
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "try:\n"
+        "    import energy_messaging.events.redis_streams\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert "pip install 'energy-messaging[redis]'" in result.stdout
