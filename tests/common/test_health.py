@@ -386,3 +386,24 @@ def test_redact(message: str, expected: str) -> None:
 def test_redact_cuts_long_messages() -> None:
     """Messages are cut to max_length characters."""
     assert len(redact("x" * 1000, max_length=50)) == 50
+
+
+@pytest.mark.parametrize(
+    ("blocked", "statement", "extra"),
+    [
+        ("psutil", "from energy_common.health import MemoryHealthCheck", "system"),
+        ("psutil", "import energy_common.health.memory", "system"),
+        ("httpx", "from energy_common.health import HTTPHealthCheck", "http"),
+        ("httpx", "import energy_common.http_client", "http"),
+        ("fastapi", "from energy_common.health.router import health_router", "web"),
+    ],
+)
+def test_missing_extra_is_named_only_when_used(blocked: str, statement: str, extra: str) -> None:
+    """Without an extra, energy_common.health still imports; the module needing it names the extra."""
+    code = (
+        f"import sys\nsys.modules[{blocked!r}] = None\n"
+        "import energy_common.health\n"
+        f"try:\n    {statement}\nexcept ImportError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert f"pip install 'energy-common[{extra}]'" in out.stdout
