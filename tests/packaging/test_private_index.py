@@ -173,12 +173,15 @@ def published(built_distributions, wheelhouse, private_index_factory, hatch_bin,
 @pytest.fixture(scope="module")
 def resolver_index(built_distributions, wheelhouse) -> dict[str, WheelInfo]:
     """Every wheel an install may use, by distribution name (one version each)."""
-    wheels = [*wheelhouse.glob("*.whl"), *(dist.wheel for dist in built_distributions.values())]
     index: dict[str, WheelInfo] = {}
-    for path in wheels:
+    for path in wheelhouse.glob("*.whl"):
         info = read_wheel(path)
         assert info.name not in index, f"two versions of {info.name} in the wheelhouse"
+        assert info.name not in DISTRIBUTIONS, (
+            f"{path.name}: a public package with one of our names (dependency confusion)"
+        )
         index[info.name] = info
+    index.update((name, read_wheel(dist.wheel)) for name, dist in built_distributions.items())
     return index
 
 
