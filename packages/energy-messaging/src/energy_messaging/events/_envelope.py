@@ -30,7 +30,6 @@ from typing import Any
 
 from energy_common.context import is_valid_correlation_id
 from energy_common.propagation import CORRELATION_HEADER, inject_context
-from pydantic import BaseModel
 
 from energy_messaging.events._errors import InvalidEventError
 
@@ -161,7 +160,8 @@ def build_event(
         ('device.registered', {'device_id': 's1'})
     """
     validate_event_type(event_type)
-    if isinstance(data, BaseModel):
+    # Duck-typed pydantic check: importing pydantic here would make the events package heavy.
+    if hasattr(type(data), "model_dump") and hasattr(type(data), "model_fields"):
         data = data.model_dump(mode="json")
     carrier: dict[str, str] = {}
     inject_context(carrier, correlation_id=correlation_id)
