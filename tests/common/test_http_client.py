@@ -497,3 +497,15 @@ async def test_body_that_is_not_json_is_refused(peer: Peer, body: dict[str, Any]
         with pytest.raises(ValidationError, match="cannot be sent as JSON"):
             await client.post("/echo", body)
     assert peer.state.hits["echo"] == before
+
+
+async def test_stuck_token_provider_is_bounded_by_the_deadline(peer: Peer) -> None:
+    """A token provider that never returns cannot hang the call beyond its deadline."""
+
+    async def stuck() -> str:
+        await asyncio.Event().wait()
+        return "never"
+
+    async with client_for(peer, token_provider=stuck, deadline=0.2) as client:
+        with pytest.raises(ServiceUnavailableError, match="deadline"):
+            await client.get("/users/1")

@@ -201,6 +201,9 @@ class ServiceClient(VerbsMixin):
         Raises:
             EnergyError: The mapped error (see the class docstring).
             ConfigurationError: ``path`` is absolute or the client is closed.
+            ValidationError: ``json`` cannot be encoded as strict JSON.
+
+        Errors raised by ``token_provider`` propagate unchanged.
         """
         method = method.upper()
         if "://" in path or path.startswith("//"):
@@ -211,13 +214,8 @@ class ServiceClient(VerbsMixin):
         call_headers = dict(self._headers)
         call_headers.update({str(k).lower(): str(v) for k, v in (headers or {}).items()})
         if "idempotency_key" in options:
-            call_headers["idempotency-key"] = options["idempotency_key"]
+            call_headers["idempotency-key"] = str(options["idempotency_key"])
         inject_context(call_headers)
-        if self._token_provider is not None and "authorization" not in call_headers:
-            token = self._token_provider()
-            if inspect.isawaitable(token):
-                token = await token
-            call_headers["authorization"] = f"Bearer {token}"
         content = None
         if json is not None:
             try:
@@ -235,6 +233,9 @@ class ServiceClient(VerbsMixin):
         scope = asyncio.timeout(deadline)
         try:
             async with scope:
+                if self._token_provider is not None and "authorization" not in call_headers:
+                    token = self._token_provider()  # inside the deadline: a stuck provider cannot hang the call
+                    call_headers["authorization"] = f"Bearer {await token if inspect.isawaitable(token) else token}"
                 answer = await self._attempts(
                     method, target, headers=call_headers, content=content, retries=retries, deadline=deadline, ctx=ctx
                 )
