@@ -146,6 +146,21 @@ async def test_session_commits_and_rolls_back(db: Database) -> None:
     assert bodies == ["kept"]
 
 
+async def test_foreign_errors_in_the_block_pass_through(db: Database) -> None:
+    """An OSError raised by user code inside session() is re-raised as is, after the rollback."""
+
+    async def failing() -> None:
+        async with db.session() as session:
+            session.add(DbNote(body="dropped"))
+            await session.flush()
+            raise FileNotFoundError("config.yaml")
+
+    with pytest.raises(FileNotFoundError):
+        await failing()
+    async with db.session() as session:
+        assert await BaseRepository(session, DbNote).count() == 0
+
+
 async def test_sql_errors_are_translated(db: Database) -> None:
     """A failing statement inside session() surfaces as DatabaseError chained to the original."""
     with pytest.raises(DatabaseError) as info:

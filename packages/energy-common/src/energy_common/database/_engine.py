@@ -15,7 +15,13 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from energy_common.database._errors import finish_cleanup, is_database_error, translate_error, translating_errors_async
+from energy_common.database._errors import (
+    finish_cleanup,
+    is_database_error,
+    is_driver_error,
+    translate_error,
+    translating_errors_async,
+)
 from energy_common.database._models import Base
 from energy_common.exceptions import ConfigurationError
 
@@ -154,7 +160,9 @@ class Database:
                 await session.commit()
             except BaseException as exc:
                 await self._quietly(session.rollback(), "rollback", exc)
-                if isinstance(exc, Exception) and is_database_error(exc):
+                # User code inside the block may raise OSError of its own: only SQLAlchemy and
+                # driver errors are translated here (repository calls translate their own).
+                if isinstance(exc, Exception) and is_driver_error(exc):
                     raise translate_error(exc) from exc
                 raise
         finally:

@@ -17,7 +17,14 @@ from energy_common.exceptions import (
     EnergyError,
 )
 
-__all__ = ["finish_cleanup", "is_database_error", "translate_error", "translating_errors", "translating_errors_async"]
+__all__ = [
+    "finish_cleanup",
+    "is_database_error",
+    "is_driver_error",
+    "translate_error",
+    "translating_errors",
+    "translating_errors_async",
+]
 
 T = TypeVar("T")
 
@@ -83,13 +90,35 @@ def translate_error(exc: BaseException) -> EnergyError:
 
 
 _DRIVER_MODULES = frozenset({"asyncpg", "aiosqlite", "sqlite3"})
+_RAISING_MODULES = _DRIVER_MODULES | {"sqlalchemy"}
+
+
+def _raised_inside_driver(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if isinstance(module, str) and module.partition(".")[0] in _RAISING_MODULES:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def is_driver_error(exc: BaseException) -> bool:
+    """Tell whether ``exc`` comes from SQLAlchemy or a database driver.
+
+    Socket errors count only when raised inside SQLAlchemy or the driver (a refused
+    connection surfaces from asyncpg as a plain ``ConnectionRefusedError``).
+    """
+    if isinstance(exc, sa_exc.SQLAlchemyError):
+        return True
+    if type(exc).__module__.partition(".")[0] in _DRIVER_MODULES:
+        return True
+    return isinstance(exc, OSError) and _raised_inside_driver(exc)
 
 
 def is_database_error(exc: BaseException) -> bool:
-    """Tell whether ``exc`` comes from SQLAlchemy, a database driver or the socket layer."""
-    if isinstance(exc, (sa_exc.SQLAlchemyError, OSError)):
-        return True
-    return type(exc).__module__.partition(".")[0] in _DRIVER_MODULES
+    """Like :func:`is_driver_error`, plus socket errors (raised inside a database call only)."""
+    return isinstance(exc, OSError) or is_driver_error(exc)
 
 
 @contextmanager
