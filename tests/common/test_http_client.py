@@ -509,3 +509,4 @@ async def test_stuck_token_provider_is_bounded_by_the_deadline(peer: Peer) -> No
     async with client_for(peer, token_provider=stuck, deadline=0.2) as client:
         with pytest.raises(ServiceUnavailableError, match="deadline"):
             await client.get("/users/1")
+        assert client.breaker.snapshot()["recent_failures"] == 0

@@ -231,18 +231,21 @@ class ServiceClient(VerbsMixin):
         target = self._target(path, params)
         ctx = {"service": self.service_name, "method": method, "path": target.path}
         scope = asyncio.timeout(deadline)
+        sent = False
         try:
             async with scope:
                 if self._token_provider is not None and "authorization" not in call_headers:
                     token = self._token_provider()  # inside the deadline: a stuck provider cannot hang the call
                     call_headers["authorization"] = f"Bearer {await token if inspect.isawaitable(token) else token}"
+                sent = True
                 answer = await self._attempts(
                     method, target, headers=call_headers, content=content, retries=retries, deadline=deadline, ctx=ctx
                 )
         except TimeoutError as exc:
             if not scope.expired():
                 raise
-            self.breaker.record_failure()
+            if sent:  # only the peer's slowness counts against its circuit
+                self.breaker.record_failure()
             raise ServiceUnavailableError(
                 f"{self.service_name} did not answer {method} {target.path} within the {deadline:g} s deadline; "
                 "retry later or check that service's health.",
