@@ -46,6 +46,7 @@ class Backend:
     inject: Callable[[str, dict[str, bytes]], Awaitable[None]]
     delete: Callable[[str], Awaitable[None]]
     pending: Callable[[str, str], Awaitable[int]]
+    groups: Callable[[str], Awaitable[list[str]]]
     store: Any
 
 
@@ -67,7 +68,19 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         async def pending_memory(stream: str, group: str) -> int:
             return streams.pending_count(stream, group)
 
-        yield Backend("memory", make_memory, inject_memory, delete_memory, pending_memory, InMemoryIdempotencyStore())
+        async def groups_memory(stream: str) -> list[str]:
+            data = streams._streams.get(stream)
+            return list(data.groups) if data is not None else []
+
+        yield Backend(
+            "memory",
+            make_memory,
+            inject_memory,
+            delete_memory,
+            pending_memory,
+            groups_memory,
+            InMemoryIdempotencyStore(),
+        )
         return
 
     from energy_messaging.events.redis_streams import RedisIdempotencyStore, RedisStreamsEventBus
@@ -88,8 +101,13 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     async def pending_redis(stream: str, group: str) -> int:
         return int((await client.xpending(stream, group))["pending"])
 
+    async def groups_redis(stream: str) -> list[str]:
+        if not await client.exists(stream):
+            return []
+        return [info["name"].decode() for info in await client.xinfo_groups(stream)]
+
     store = RedisIdempotencyStore(client, prefix=f"{prefix}idem:")
-    yield Backend("redis", make_redis, inject_redis, delete_redis, pending_redis, store)
+    yield Backend("redis", make_redis, inject_redis, delete_redis, pending_redis, groups_redis, store)
 
 
 async def eventually(predicate: Callable[[], bool], within: float = 10.0) -> None:
@@ -410,6 +428,37 @@ async def test_events_published_before_first_subscriber_are_kept(backend: Backen
         bus.subscribe("t.x", handler)
         await eventually(lambda: len(seen) == 1)
     assert seen[0].id == early.id
+
+
+async def test_start_from_new_skips_earlier_events(backend: Backend) -> None:
+    """With start_from="new", a new group sees only events published after it was created."""
+    seen, handler = collector()
+    async with backend.make() as publisher:
+        await publisher.publish("t.x", "early")
+    bus = backend.make(start_from="new")
+    bus.subscribe("t.x", handler)
+    async with bus:
+        deadline = time.monotonic() + 10
+        while bus.group not in await backend.groups(bus.stream_for("t.x")):
+            assert time.monotonic() < deadline, "the consumer did not create its group"
+            await asyncio.sleep(0.02)
+        late = await bus.publish("t.x", "late")
+        await eventually(lambda: len(seen) == 1)
+    assert seen[0].id == late.id
+
+
+async def test_subscribe_while_running_starts_consuming_that_type(backend: Backend) -> None:
+    """A subscription added to a running bus is consumed without a restart."""
+    seen_a, handler_a = collector()
+    seen_b, handler_b = collector()
+    async with backend.make() as bus:
+        bus.subscribe("a.x", handler_a)
+        await bus.publish("a.x", 1)
+        await eventually(lambda: len(seen_a) == 1)
+        bus.subscribe("b.x", handler_b)
+        await bus.publish("b.x", 2)
+        await eventually(lambda: len(seen_b) == 1)
+    assert [e.data for e in seen_a + seen_b] == [1, 2]
 
 
 async def test_idempotent_handler_processes_redelivered_event_once(backend: Backend) -> None:
