@@ -29,8 +29,9 @@ Example:
 
 from __future__ import annotations
 
+from energy_common._logging._fast import log_fields
 from energy_common._logging._format import ConsoleFormatter, JSONFormatter, record_to_dict
-from energy_common._logging._redact import REDACTED, is_sensitive_key, redact, redact_text
+from energy_common._logging._redact import REDACTED, is_sensitive_key, redact, redact_text, text_is_clean
 from energy_common._logging._service import ServiceLogger
 from energy_common._logging._setup import (
     EnergyLogHandler,
@@ -49,9 +50,11 @@ __all__ = [
     "capture_logs",
     "get_service_name",
     "is_sensitive_key",
+    "log_fields",
     "parse_log_level",
     "record_to_dict",
     "redact",
     "redact_text",
     "setup_logging",
+    "text_is_clean",
 ]

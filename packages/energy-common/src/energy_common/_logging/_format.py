@@ -12,7 +12,7 @@ from opentelemetry import trace
 
 from energy_common._logging._redact import (
     REDACTED,
-    is_sensitive_key,
+    _sensitive_name,
     might_hold_secret,
     redact,
     redact_text,
@@ -20,7 +20,15 @@ from energy_common._logging._redact import (
 )
 from energy_common.context import get_correlation_id
 
-__all__ = ["ConsoleFormatter", "JSONFormatter", "record_to_dict"]
+__all__ = [
+    "ConsoleFormatter",
+    "JSONFormatter",
+    "add_fields",
+    "base_fields",
+    "checked_message",
+    "encode_line",
+    "record_to_dict",
+]
 
 # Attributes every LogRecord has; anything else on a record came in through ``extra=``.
 _RESERVED = frozenset(
@@ -31,6 +39,7 @@ _CORE_KEYS = frozenset(
 )
 
 
+_PLAIN = frozenset({int, float, bool, type(None)})
 _second_cache: list[Any] = [None, ""]
 
 
@@ -48,29 +57,62 @@ def _message(record: logging.LogRecord) -> str:
         message = record.getMessage()
     except Exception:  # noqa: BLE001 - a bad format string must not lose the line
         message = f"{record.msg!r} (unformattable args: {record.args!r})"
-    # Check the template and the arguments (cached verdicts, they repeat) rather than the
-    # formatted message (unique per line); redact only when one of them looks suspicious.
-    template, args = record.msg, record.args
+    return checked_message(record.msg, record.args, message)
+
+
+def checked_message(template: object, args: Any, message: str) -> str:
+    """Return ``message`` (``template % args``), redacted if the template or an argument looks secret.
+
+    Checking the template and the arguments (cached verdicts: they repeat) is cheaper
+    than scanning the formatted message, which is unique per line.
+    """
     if not isinstance(template, str) or not text_is_clean(template):
         return redact_text(message)
     values = args.values() if isinstance(args, Mapping) else args or ()
     for arg in values:
-        if isinstance(arg, str):
+        cls = arg.__class__
+        if cls is str:
             if not text_is_clean(arg):
                 return redact_text(message)
-        elif not (arg is None or isinstance(arg, int | float)) and might_hold_secret(str(arg)):
+        elif cls not in _PLAIN and might_hold_secret(str(arg)):
             return redact_text(message)
     return message
 
 
 def _value(key: str, value: Any) -> Any:
-    if is_sensitive_key(key):
+    # Hot path (every extra of every line): exact type checks and cached verdicts first.
+    if _sensitive_name(key):
         return REDACTED
-    if value is None or isinstance(value, int | float):
+    cls = value.__class__
+    if cls in _PLAIN:
         return value
-    if isinstance(value, str):
+    if cls is str:
         return value if text_is_clean(value) else redact_text(value)
     return redact(value)
+
+
+def base_fields(created: float, level: str, service: str | None, logger: str, message: str) -> dict[str, Any]:
+    """Return the fields every line starts with, including the request and trace context."""
+    data: dict[str, Any] = {
+        "timestamp": _timestamp(created),
+        "level": level,
+        "service": service,
+        "logger": logger,
+        "message": message,
+        "correlation_id": get_correlation_id(),
+    }
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        data["trace_id"] = format(span_context.trace_id, "032x")
+        data["span_id"] = format(span_context.span_id, "016x")
+    return data
+
+
+def add_fields(data: dict[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Add extra fields to ``data``, redacted; names that clash with core fields get ``_extra``."""
+    for key, value in fields.items():
+        data[f"{key}_extra" if key in _CORE_KEYS else key] = _value(key, value)
+    return data
 
 
 def record_to_dict(record: logging.LogRecord, service: str | None) -> dict[str, Any]:
@@ -88,20 +130,9 @@ def record_to_dict(record: logging.LogRecord, service: str | None) -> dict[str, 
         that are not JSON types are left as they are (the JSON formatter prints them
         with ``str`` and redacts the text).
     """
-    data: dict[str, Any] = {
-        "timestamp": _timestamp(record.created),
-        "level": record.levelname,
-        "service": service,
-        "logger": record.name,
-        "message": _message(record),
-        "correlation_id": get_correlation_id(),
-    }
-    span_context = trace.get_current_span().get_span_context()
-    if span_context.is_valid:
-        data["trace_id"] = format(span_context.trace_id, "032x")
-        data["span_id"] = format(span_context.span_id, "016x")
+    data = base_fields(record.created, record.levelname, service, record.name, _message(record))
     for key, value in record.__dict__.items():
-        if key in _RESERVED or key[:1] == "_":
+        if key in _RESERVED or key[:1] == "_" or not isinstance(key, str):
             continue
         data[f"{key}_extra" if key in _CORE_KEYS else key] = _value(key, value)
     if record.exc_info and record.exc_info[0] is not None:
@@ -117,6 +148,11 @@ def _str_redacted(value: object) -> str:
     return redact_text(str(value))
 
 
+# One encoder for all lines: json.dumps() with options builds a new encoder per call.
+_ENCODER = json.JSONEncoder(default=_str_redacted, ensure_ascii=False)
+encode_line = _ENCODER.encode
+
+
 class JSONFormatter(logging.Formatter):
     """Format each record as one JSON object on one line (see :func:`record_to_dict`).
 
@@ -130,7 +166,7 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """Return the record as a single JSON line (no trailing newline)."""
-        return json.dumps(record_to_dict(record, self.service), default=_str_redacted, ensure_ascii=False)
+        return _ENCODER.encode(record_to_dict(record, self.service))
 
 
 class ConsoleFormatter(logging.Formatter):

@@ -66,15 +66,25 @@ class EnergyLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Format ``record`` and write it as one line."""
         try:
-            line = self.format(record) + "\n"
+            line = self.format(record)
+        except Exception:  # noqa: BLE001 - logging must not raise into business code
+            self.handleError(record)
+            return
+        self._write(line)
+
+    def write_line(self, line: str) -> None:
+        """Write one already formatted line under the handler's lock."""
+        with self.lock:  # type: ignore[union-attr] # created by Handler.__init__
+            self._write(line)
+
+    def _write(self, line: str) -> None:
+        try:
             stream = self.stream
-            stream.write(line)
+            stream.write(line + "\n")
             stream.flush()
         except (ValueError, OSError, AttributeError):
             # Closed or detached stream: drop the line rather than raise.
             return
-        except Exception:  # noqa: BLE001 - logging must not raise into business code
-            self.handleError(record)
 
 
 def setup_logging(

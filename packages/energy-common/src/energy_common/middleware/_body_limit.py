@@ -22,8 +22,9 @@ def _too_large(limit: int) -> ErrorResponse:
 class BodySizeLimitMiddleware:
     """Answer 413 ``PAYLOAD_TOO_LARGE`` when a request body exceeds ``max_body_size`` bytes.
 
-    A ``Content-Length`` above the limit is refused before the app runs. A body without
-    one (chunked transfer) is counted as the app reads it: past the limit the read
+    A ``Content-Length`` above the limit is refused before the app runs (one within the
+    limit needs no counting: the server frames the body by it). A body without one
+    (chunked transfer, HTTP/2) is counted as the app reads it: past the limit the read
     raises :class:`~energy_common.exceptions.PayloadTooLargeError` and whatever the app
     then answers (FastAPI turns body-read errors into a 400) is replaced by the 413, as
     long as the response has not started.
@@ -47,12 +48,24 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.max_body_size
+        declared: bytes | None = None
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if value.isdigit() and int(value) > limit:
-                    await send_error(scope, send, _too_large(limit), problem_json=self.problem_json)
-                    return
-                break
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = True
+        if declared is not None and not chunked and declared.isdigit():
+            if int(declared) > limit:
+                await send_error(scope, send, _too_large(limit), problem_json=self.problem_json)
+                return
+            # The server frames the body by Content-Length: it cannot grow past it.
+            await self.app(scope, receive, send)
+            return
+        if declared is None and not chunked and scope.get("http_version") in {"1.0", "1.1"}:
+            # HTTP/1.x without Content-Length or Transfer-Encoding has no body (RFC 9112 6.3).
+            await self.app(scope, receive, send)
+            return
 
         received = 0
         exceeded = False

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from energy_common.context import new_correlation_id, reset_correlation_id, set_correlation_id
+from energy_common.context import reset_correlation_id, set_correlation_id
 from energy_common.propagation import CORRELATION_HEADERS, extract_correlation_id
 
 __all__ = ["CorrelationIdMiddleware"]
 
 _INCOMING = frozenset(name.encode("latin-1") for name in CORRELATION_HEADERS)
 _RESPONSE_HEADER = b"x-request-id"
+
+
+def _new_id() -> str:
+    # Same shape as context.new_correlation_id() (32 lowercase hex), without building a
+    # uuid.UUID object on every request.
+    return secrets.token_hex(16)
 
 
 class CorrelationIdMiddleware:
@@ -27,10 +34,10 @@ class CorrelationIdMiddleware:
 
     Args:
         app: The ASGI app to wrap.
-        generator: Makes a new id when none is adopted.
+        generator: Makes a new id when none is adopted (default: 32 random hex characters).
     """
 
-    def __init__(self, app: ASGIApp, *, generator: Callable[[], str] = new_correlation_id) -> None:
+    def __init__(self, app: ASGIApp, *, generator: Callable[[], str] = _new_id) -> None:
         self.app = app
         self.generator = generator
 
@@ -48,9 +55,13 @@ class CorrelationIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [item for item in message.get("headers", ()) if item[0].lower() != _RESPONSE_HEADER]
-                headers.append(echo)
-                message["headers"] = headers
+                headers = message.get("headers", ())
+                # ASGI response header names are lower-case; a plain loop is the cheapest scan.
+                for name, _ in headers:
+                    if name == _RESPONSE_HEADER:
+                        headers = [item for item in headers if item[0] != _RESPONSE_HEADER]
+                        break
+                message["headers"] = [*headers, echo]
             await send(message)
 
         token = set_correlation_id(cid)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from energy_common.context import get_correlation_id
+from energy_common.logging import log_fields, redact_text, text_is_clean
 
 __all__ = ["DEFAULT_EXCLUDE", "RequestLogMiddleware"]
 
@@ -24,7 +24,7 @@ def _route_template(scope: Scope) -> str | None:
 
 class RequestLogMiddleware:
     """Log one line per HTTP request after the response: method, route template, status,
-    duration, client and request id.
+    duration and client; the request id is the line's ``correlation_id``.
 
     The route template (``/users/{user_id}``) is read from ``scope["route"]`` after the
     app ran, so lines group by endpoint and carry no ids; the raw path is in ``path``.
@@ -74,31 +74,27 @@ class RequestLogMiddleware:
         level = logging.INFO if status < 500 else logging.ERROR
         if not self.logger.isEnabledFor(level):
             return
-        try:
-            template = _route_template(scope)
-            client = scope.get("client")
-            duration_ms = round(duration_s * 1000.0, 3)
-            # makeRecord + handle instead of logger.log(): skips the caller lookup (a stack
-            # walk per request), which names this module anyway.
-            record = self.logger.makeRecord(
-                self.logger.name,
-                level,
-                __file__,
-                0,
-                "%s %s %d %.1f ms",
-                (scope["method"], template or scope["path"], status, duration_ms),
-                None,
-                extra={
-                    "event": "http_request",
-                    "http_method": scope["method"],
-                    "route": template,
-                    "path": scope["path"],
-                    "status_code": status,
-                    "duration_ms": duration_ms,
-                    "client": client[0] if client else None,
-                    "request_id": get_correlation_id(),
-                },
-            )
-            self.logger.handle(record)
-        except Exception:  # noqa: BLE001 - telemetry never raises into the request
-            return
+        template = _route_template(scope)
+        client = scope.get("client")
+        duration_ms = round(duration_s * 1000.0, 3)
+        method = scope["method"]
+        # The path is the only client-controlled text in the line; method and client come
+        # from the server, the template from the code. Check it once, then log "checked".
+        path = scope["path"]
+        if not text_is_clean(path):
+            path = redact_text(path)
+        log_fields(
+            self.logger,
+            level,
+            f"{method} {template or path} {status} {duration_ms:.1f} ms",
+            (),
+            {
+                "http_method": method,
+                "route": template,
+                "path": path,
+                "status_code": status,
+                "duration_ms": duration_ms,
+                "client": client[0] if client else None,
+            },
+            checked=True,
+        )

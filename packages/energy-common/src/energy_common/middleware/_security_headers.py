@@ -98,6 +98,7 @@ class SecurityHeadersMiddleware:
         docs = {**common, "Content-Security-Policy": docs_content_security_policy}
         self._api = _encode({**api, **(extra_headers or {})})
         self._docs = _encode({**docs, **(extra_headers or {})})
+        self._names = frozenset(name for name, _ in self._api + self._docs)
         self._docs_paths = tuple(path.rstrip("/") for path in docs_paths if path.rstrip("/"))
         self._docs_exact = frozenset(self._docs_paths)
         self._docs_prefixes = tuple(path + "/" for path in self._docs_paths)
@@ -112,12 +113,16 @@ class SecurityHeadersMiddleware:
             return
         extra = self._docs if self._docs_paths and self._is_docs(scope["path"]) else self._api
 
+        names = self._names
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                headers.extend(item for item in extra if item[0] not in present)
-                message["headers"] = headers
+                headers = message.get("headers", ())
+                present = {name for name, _ in headers}  # ASGI header names are lower-case
+                if present.isdisjoint(names):
+                    message["headers"] = [*headers, *extra]
+                else:
+                    message["headers"] = [*headers, *(item for item in extra if item[0] not in present)]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
