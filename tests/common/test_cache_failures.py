@@ -133,3 +133,21 @@ async def test_memory_backend_incr_on_non_integer_is_an_error() -> None:
     await cache.set("text", "abc")
     with pytest.raises(CacheError):
         await cache.incr("text")
+
+
+async def test_delete_pattern_uses_scan_never_keys(redis_server_factory: Callable[[], Any]) -> None:
+    """delete_pattern walks the keyspace with SCAN and never sends the blocking KEYS command."""
+    server = redis_server_factory()
+    client = _client(server.port)
+    try:
+        cache = CacheManager(client, key_prefix="scan")
+        await cache.set_many({f"user:{i}": i for i in range(1_200)})
+        await cache.set("device:1", 1)
+        await client.config_resetstat()
+        assert await cache.delete_pattern("user:*") == 1_200
+        calls = {name.removeprefix("cmdstat_") for name in await client.info("commandstats")}
+        assert "scan" in calls
+        assert "keys" not in calls
+        assert await cache.get("device:1") == 1
+    finally:
+        await client.aclose()

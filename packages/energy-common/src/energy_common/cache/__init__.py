@@ -22,10 +22,11 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise missing_extra("energy-common", "cache", exc) from exc
 
 from energy_common.cache._backend import CacheBackend, WindowOutcome
+from energy_common.cache._common import CacheKey, Expiry
 from energy_common.cache._decorator import cached
 from energy_common.cache._factory import backend_from_url, create_cache
 from energy_common.cache._keys import escape_part, make_key
-from energy_common.cache._manager import CacheKey, CacheManager, Expiry
+from energy_common.cache._manager import CacheManager
 from energy_common.cache._memory import MemoryBackend
 from energy_common.cache._ratelimit import FailurePolicy, RateLimitCache, RateLimitResult, RateLimitStats
 from energy_common.cache._redis import RedisBackend

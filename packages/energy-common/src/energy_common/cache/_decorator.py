@@ -7,7 +7,8 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
-from energy_common.cache._manager import CacheKey, CacheManager, Expiry
+from energy_common.cache._common import CacheKey, Expiry
+from energy_common.cache._manager import CacheManager
 from energy_common.cache._serde import dumps
 
 __all__ = ["cached"]

@@ -7,7 +7,6 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -15,41 +14,17 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from energy_common.cache._backend import CacheBackend
+from energy_common.cache._common import CacheKey, Expiry, as_backend, seconds
 from energy_common.cache._keys import escape_glob, make_key
-from energy_common.cache._redis import RedisBackend
 from energy_common.cache._serde import decode, dumps
 from energy_common.cache._stats import CacheStats, DegradationLog
 from energy_common.exceptions import CacheConnectionError, CacheError
 
-__all__ = ["CacheKey", "CacheManager", "Expiry", "as_backend"]
+__all__ = ["CacheManager"]
 
 T = TypeVar("T")
 
-#: A key: a string used as given, or a tuple of parts escaped with ``make_key``.
-CacheKey = str | tuple[object, ...]
-#: Seconds (int/float) or a ``timedelta``.
-Expiry = float | timedelta
-
 logger = logging.getLogger("energy_common.cache")
-_MISSING: Any = object()
-
-
-def as_backend(client: Redis | RedisCluster | CacheBackend) -> CacheBackend:
-    """Wrap a redis.asyncio client in :class:`RedisBackend`; pass a backend through."""
-    if isinstance(client, (Redis, RedisCluster)):
-        return RedisBackend(client)
-    if isinstance(client, CacheBackend):
-        return client
-    raise CacheError(f"Expected a redis.asyncio client or a CacheBackend, got {type(client).__name__}.")
-
-
-def _seconds(expire: Expiry | None) -> float | None:
-    if expire is None:
-        return None
-    seconds = expire.total_seconds() if isinstance(expire, timedelta) else float(expire)
-    if seconds <= 0:
-        raise CacheError("expire must be positive (seconds or a timedelta).")
-    return seconds
 
 
 class CacheManager:
@@ -88,7 +63,7 @@ class CacheManager:
         self.key_prefix = key_prefix
         self._prefix = key_prefix if not key_prefix or key_prefix.endswith(":") else f"{key_prefix}:"
         self._lock_prefix = f"{self._prefix}__lock__:"
-        self.default_ttl = _seconds(default_ttl)
+        self.default_ttl = seconds(default_ttl)
         self.fail_open = fail_open
         self.lock_ttl = lock_ttl
         self.stats = CacheStats()
@@ -112,7 +87,7 @@ class CacheManager:
         return self._prefix + key
 
     def _ttl(self, expire: Expiry | None) -> float | None:
-        return self.default_ttl if expire is None else _seconds(expire)
+        return self.default_ttl if expire is None else seconds(expire)
 
     # ------------------------------------------------------------------ degradation
 
@@ -222,7 +197,7 @@ class CacheManager:
     async def incr(self, key: CacheKey, amount: int = 1, *, expire: Expiry | None = None) -> int | None:
         """Increment an integer counter (created at ``amount``); None when the backend is down."""
         try:
-            return await self.backend.incr(self.full_key(key), amount, _seconds(expire))
+            return await self.backend.incr(self.full_key(key), amount, seconds(expire))
         except CacheConnectionError as exc:
             self._degrade(exc, "write")
             self.stats.dropped_writes += 1

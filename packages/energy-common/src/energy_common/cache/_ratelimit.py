@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from energy_common.cache._backend import CacheBackend
+from energy_common.cache._common import CacheKey, as_backend
 from energy_common.cache._keys import make_key
-from energy_common.cache._manager import CacheKey, as_backend
 from energy_common.cache._stats import DegradationLog
 from energy_common.exceptions import CacheConnectionError, ConfigurationError, ServiceUnavailableError
 

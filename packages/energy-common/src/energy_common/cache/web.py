@@ -26,7 +26,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise missing_extra("energy-common", "web", exc) from exc
 
-from energy_common.cache._manager import CacheKey
+from energy_common.cache._common import CacheKey
 from energy_common.cache._ratelimit import FailurePolicy, RateLimitCache, RateLimitResult
 from energy_common.exceptions import ConfigurationError, RateLimitExceededError
 
