@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -19,6 +20,7 @@ from energy_common.logging import (
     ServiceLogger,
     capture_logs,
     is_sensitive_key,
+    log_fields,
     redact,
     redact_text,
     setup_logging,
@@ -327,3 +329,166 @@ def test_capture_logs_restores_the_logger() -> None:
     assert [line["message"] for line in logs] == ["seen"]
     assert root.level == logging.WARNING
     assert root.handlers == before
+
+
+@contextlib.contextmanager
+def only_energy_handler(output: io.StringIO) -> Iterator[EnergyLogHandler]:
+    """Root has only the energy JSON handler (pytest's capture handlers set aside), as in production.
+
+    Used inside the test body: pytest adds its handlers when the call phase starts.
+    """
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers[:] = []
+    handler = setup_logging("svc", stream=output)
+    try:
+        yield handler
+    finally:
+        root.handlers[:] = saved
+
+
+@contextlib.contextmanager
+def counting_records() -> Iterator[list[str]]:
+    """Count the LogRecords created in the block (the direct path creates none)."""
+    factory = logging.getLogRecordFactory()
+    made: list[str] = []
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        made.append(record.name)
+        return record
+
+    logging.setLogRecordFactory(counting)
+    try:
+        yield made
+    finally:
+        logging.setLogRecordFactory(factory)
+
+
+def without_timestamp(line: dict[str, Any]) -> dict[str, Any]:
+    """A parsed line minus its timestamp."""
+    return {key: value for key, value in line.items() if key != "timestamp"}
+
+
+@pytest.mark.parametrize(
+    ("template", "args", "fields"),
+    [
+        ("GET %s %d", ("/users", 200), {"route": "/users", "status_code": 200, "client": None}),
+        ("login %s", ("password=hunter2",), {"authorization": "Bearer abcdefgh", "nested": {"token": "t"}}),
+        ("plain", (), {"service": "clash", "logger": "clash", "value": 1.5}),
+    ],
+)
+def test_log_fields_matches_the_formatter(
+    output: io.StringIO, template: str, args: tuple[Any, ...], fields: dict[str, Any]
+) -> None:
+    """log_fields' direct path writes exactly the line the JSON formatter writes for logger.log()."""
+    logger = logging.getLogger("energy.test.fast")
+    with correlation_scope("req-f"), only_energy_handler(output), counting_records() as made:
+        log_fields(logger, logging.WARNING, template, args, fields)
+    assert made == []
+    with correlation_scope("req-f"):
+        setup_logging("svc", stream=output)
+        logger.warning(template, *args, extra=fields)  # pytest's handler is present: stdlib path
+    fast, slow = lines(output)
+    assert without_timestamp(fast) == without_timestamp(slow)
+    assert "hunter2" not in output.getvalue()
+    assert "abcdefgh" not in output.getvalue()
+
+
+def test_log_fields_checked_mode(output: io.StringIO) -> None:
+    """In checked mode the caller's fields are written as given."""
+    with only_energy_handler(output), counting_records() as made:
+        log_fields(logging.getLogger("energy.test.fast"), logging.INFO, "done", (), {"route": "/x"}, checked=True)
+    assert made == []
+    assert without_timestamp(lines(output)[0]) == {
+        "level": "INFO",
+        "service": "svc",
+        "logger": "energy.test.fast",
+        "message": "done",
+        "correlation_id": None,
+        "route": "/x",
+    }
+
+
+def test_log_fields_respects_levels_and_disabled(output: io.StringIO) -> None:
+    """Logger level, handler level and a disabled logger are honoured on the direct path."""
+    logger = logging.getLogger("energy.test.levels")
+    logger.setLevel(logging.WARNING)
+    with only_energy_handler(output):
+        log_fields(logger, logging.INFO, "dropped by logger level", (), {})
+        logging.getLogger().handlers[0].setLevel(logging.ERROR)
+        log_fields(logger, logging.WARNING, "dropped by handler level", (), {})
+        logger.disabled = True
+        log_fields(logger, logging.CRITICAL, "dropped: disabled", (), {})
+    logger.setLevel(logging.NOTSET)
+    logger.disabled = False
+    assert output.getvalue() == ""
+
+
+def test_log_fields_falls_back_for_filters_and_foreign_handlers(output: io.StringIO) -> None:
+    """Filters get real LogRecords (the stdlib path)."""
+    logger = logging.getLogger("energy.test.filtered")
+    seen: list[logging.LogRecord] = []
+
+    def keep(record: logging.LogRecord) -> bool:
+        seen.append(record)
+        return record.getMessage() != "secret-drop"
+
+    logger.addFilter(keep)
+    try:
+        with only_energy_handler(output):
+            log_fields(logger, logging.INFO, "secret-drop", (), {})
+            log_fields(logger, logging.INFO, "kept %s", ("x",), {"a": 1})
+    finally:
+        logger.removeFilter(keep)
+    assert [record.getMessage() for record in seen] == ["secret-drop", "kept x"]
+    assert [line["message"] for line in lines(output)] == ["kept x"]
+    assert lines(output)[0]["a"] == 1
+
+
+def test_log_fields_without_handlers_uses_last_resort(capsys: pytest.CaptureFixture[str]) -> None:
+    """With no handler anywhere, logging's last resort (stderr, WARNING and up) still applies."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers[:] = []
+    try:
+        log_fields(logging.getLogger("energy.test.none"), logging.ERROR, "to stderr", (), {})
+    finally:
+        root.handlers[:] = saved
+    assert "to stderr" in capsys.readouterr().err
+
+
+async def test_request_log_on_the_direct_path(output: io.StringIO) -> None:
+    """The request log middleware's line, written without a LogRecord, has every documented field."""
+    import httpx
+    from energy_common.config import Settings
+    from energy_common.middleware import setup_middleware
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/devices/{device_id}")
+    async def device(device_id: str) -> dict[str, str]:
+        return {"id": device_id}
+
+    setup_middleware(app, Settings(service_name="svc"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        with only_energy_handler(output), counting_records() as made:
+            response = await http.get("/devices/d1", headers={"X-Request-ID": "req-d"})
+            await http.get("/devices/token=abcdef123")
+    assert "energy.request" not in made
+    first, second = [line for line in lines(output) if line["logger"] == "energy.request"]
+    assert response.status_code == 200
+    assert first["message"].startswith("GET /devices/{device_id} 200 ")
+    assert (first["http_method"], first["route"], first["path"], first["status_code"]) == (
+        "GET",
+        "/devices/{device_id}",
+        "/devices/d1",
+        200,
+    )
+    assert first["correlation_id"] == "req-d"
+    assert first["client"] == "127.0.0.1"
+    assert first["duration_ms"] >= 0
+    assert first["service"] == "svc"
+    assert "abcdef123" not in output.getvalue()
+    assert second["path"] == f"/devices/token={REDACTED}"
