@@ -48,6 +48,10 @@ class DeviceManager:
         command_timeout: Default seconds :meth:`send_command` waits for a reply.
         on_command: Hook called on every command lifecycle transition.
         on_status: Hook called with ``(device, status)`` when a device goes online/offline.
+        route_telemetry: Subscribe to the telemetry filter and route messages to the
+            telemetry handlers. Pass False when the service ingests telemetry through its
+            own subscription (e.g. a ``$share/<group>/`` one), so every replica does not
+            also receive every message.
 
     Example:
         >>> async def main(mqtt: MQTTManager) -> None:  # doctest: +SKIP
@@ -66,6 +70,7 @@ class DeviceManager:
         command_timeout: float = 10.0,
         on_command: CommandHook | None = None,
         on_status: Callable[[Device, DeviceState], Awaitable[None] | None] | None = None,
+        route_telemetry: bool = True,
     ) -> None:
         self.mqtt = mqtt
         self.registry: DeviceRegistry = registry if registry is not None else InMemoryDeviceRegistry()
@@ -74,6 +79,7 @@ class DeviceManager:
         self.command_timeout = command_timeout
         self._on_command = on_command
         self._on_status = on_status
+        self._route_telemetry = route_telemetry
         self._handlers: dict[str, TelemetryHandler] = {}
         self._pending: dict[str, asyncio.Future[tuple[bool, Any]]] = {}
         self._online_waiters: dict[str, list[asyncio.Future[None]]] = {}
@@ -88,7 +94,8 @@ class DeviceManager:
         async with self._start_lock:
             if self._started:
                 return
-            await self.mqtt.subscribe(self.topics.telemetry_filter, self._telemetry)
+            if self._route_telemetry:
+                await self.mqtt.subscribe(self.topics.telemetry_filter, self._telemetry)
             await self.mqtt.subscribe(self.topics.status_filter, self._status)
             await self.mqtt.subscribe(self.topics.replies_filter(self.instance_id), self._reply)
             self._started = True
