@@ -5,7 +5,8 @@ from __future__ import annotations
 __all__ = ["RELEASE_LOCK", "SLIDING_WINDOW"]
 
 # KEYS[1] = window key; ARGV = limit, window in microseconds. The member is the server
-# time plus the count before it: unique even for two requests in the same microsecond.
+# time (TIME's own strings: tostring() of a Lua number would round it to 14 digits) plus
+# the count before it: unique even for two requests in the same microsecond.
 # Server time (TIME) keeps replicas with skewed clocks consistent. A denied request adds
 # nothing, so the key's expiry (set at the last add) needs no refresh.
 #
@@ -22,7 +23,7 @@ redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local count = redis.call('ZCARD', key)
 local allowed = 0
 if count < limit then
-  redis.call('ZADD', key, now, now .. '-' .. count)
+  redis.call('ZADD', key, now, t[1] .. '.' .. t[2] .. '-' .. count)
   redis.call('PEXPIRE', key, math.ceil(window / 1000))
   count = count + 1
   allowed = 1
