@@ -9,7 +9,10 @@ Comparisons (ratios of medians, energy / reference; > 1 means energy is faster):
                     ``SET``/``GET`` with ``json.dumps``/``json.loads`` (target >= 0.85x).
     rate limit      ``RateLimitCache.check_rate_limit`` (one EVALSHA) vs the ``limits``
                     library's moving-window ``hit`` on the same Redis, with its redis-py
-                    and its default coredis implementation (target >= 1.0x).
+                    and its default coredis implementation (target >= 1.0x). ``hit``
+                    answers only allowed/denied; "+ stats" adds ``get_window_stats``,
+                    what ``limits`` needs to also know remaining and reset (our check
+                    returns all of it from its one round trip).
     create_many     ``BaseRepository.create_many`` of telemetry rows vs SQLAlchemy Core
                     ``conn.execute(table.insert(), rows)`` on the same engine, PostgreSQL
                     and SQLite (target >= 0.9x).
@@ -185,12 +188,30 @@ async def bench_rate_limit(rounds: int, n: int, prefix: str) -> None:
 
         return lambda: timed(body)
 
+    def peer_with_stats(limiter: MovingWindowRateLimiter) -> Variant:
+        # What it takes with `limits` to also know remaining and reset (RateLimit headers).
+        async def body() -> None:
+            key = uuid.uuid4().hex
+            for _ in range(n):
+                await limiter.hit(item, key)
+                await limiter.get_window_stats(item, key)
+
+        return lambda: timed(body)
+
     try:
         variants: dict[str, Variant] = {"energy RateLimitCache": energy()}
         variants.update({name: peer(limiter) for name, limiter in peers.items()})
+        variants["limits redispy + stats"] = peer_with_stats(peers["limits redispy"])
         medians = await run_rounds("rate-limit checks", variants, rounds, n, "checks")
         ratio("RateLimitCache / limits (redispy)", medians, "energy RateLimitCache", "limits redispy", 1.0)
         ratio("RateLimitCache / limits (coredis)", medians, "energy RateLimitCache", "limits coredis", 1.0)
+        ratio(
+            "RateLimitCache / limits hit + get_window_stats",
+            medians,
+            "energy RateLimitCache",
+            "limits redispy + stats",
+            1.0,
+        )
     finally:
         await client.aclose()
 
