@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,7 +19,7 @@ _RESPONSE_HEADER = b"x-request-id"
 def _new_id() -> str:
     # Same shape as context.new_correlation_id() (32 lowercase hex), without building a
     # uuid.UUID object on every request.
-    return secrets.token_hex(16)
+    return os.urandom(16).hex()
 
 
 class CorrelationIdMiddleware:
@@ -46,9 +46,12 @@ class CorrelationIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = {
-            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"] if name in _INCOMING
-        }
+        incoming: dict[str, str] | None = None
+        for name, value in scope["headers"]:
+            if name in _INCOMING:
+                if incoming is None:
+                    incoming = {}
+                incoming[name.decode("latin-1")] = value.decode("latin-1")
         cid = (extract_correlation_id(incoming) if incoming else None) or self.generator()
         scope.setdefault("state", {})["correlation_id"] = cid
         echo = (_RESPONSE_HEADER, cid.encode("latin-1"))

@@ -109,8 +109,10 @@ class CORSMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer preflights and add CORS headers to cross-origin responses."""
-        # Same-origin and non-browser requests carry no Origin header: skip the CORS work.
-        if scope["type"] != "http" or not any(name == b"origin" for name, _ in scope["headers"]):
-            await self.app(scope, receive, send)
-            return
-        await self._cors(scope, receive, send)
+        if scope["type"] == "http":
+            for name, _ in scope["headers"]:
+                if name == b"origin":
+                    await self._cors(scope, receive, send)
+                    return
+        # Same-origin and non-browser requests carry no Origin header: no CORS work to do.
+        await self.app(scope, receive, send)
