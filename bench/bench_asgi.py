@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import random
 import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from fastapi import FastAPI
 from starlette.middleware import Middleware
@@ -61,6 +61,15 @@ _SCOPE: dict[str, Any] = {
 }
 
 
+_DEVNULL: list[TextIO] = []
+
+
+def _devnull() -> TextIO:
+    if not _DEVNULL:
+        _DEVNULL.append(Path(os.devnull).open("w", encoding="utf-8"))  # noqa: SIM115 - lives for the process
+    return _DEVNULL[0]
+
+
 def _trivial_app() -> FastAPI:
     app = FastAPI()
 
@@ -83,7 +92,7 @@ def energy_app(*, instrumentation: Sequence[Middleware] = ()) -> ASGIApp:
     from energy_common.middleware import setup_middleware
 
     # Request log lines are really formatted and written, just not to the terminal.
-    setup_logging("bench", log_level="INFO", stream=open(os.devnull, "w"))  # noqa: SIM115 - lives for the process
+    setup_logging("bench", log_level="INFO", stream=_devnull())
     app = _trivial_app()
     setup_middleware(app, Settings(service_name="bench", cors_origins=[ORIGIN]), instrumentation=instrumentation)
     return app
