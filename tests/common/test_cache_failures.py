@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as redis_asyncio
 from energy_common.cache import CacheManager, MemoryBackend
 from energy_common.exceptions import CacheConnectionError, CacheError
+from energy_common.health import RedisHealthCheck
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -91,9 +92,12 @@ async def test_killed_redis_degrades_then_recovers(redis_server_factory: Callabl
         assert await cache.set("b", 2) is False
         with pytest.raises(CacheConnectionError):
             await cache.health_check()
+        with pytest.raises(CacheConnectionError):
+            await RedisHealthCheck(cache, name="cache", critical=False).check()
         server.start()
         assert await cache.set("b", 2)
         assert await cache.get("b") == 2
+        await RedisHealthCheck(cache).check()
     finally:
         await client.aclose()
 
