@@ -290,3 +290,27 @@ async def test_killed_connection_then_next_request_succeeds(postgres_database: A
         # ...and the one after it succeeds.
         async with db.session() as session:
             assert (await session.execute(text("SELECT 7"))).scalar_one() == 7
+
+
+async def test_fastapi_session_dependency_commits_and_rolls_back(db: Database) -> None:
+    """Through FastAPI, a request's writes commit on success and roll back when the endpoint fails."""
+    import httpx
+    from energy_common.exceptions import ValidationError
+    from energy_common.middleware import install_exception_handlers
+    from fastapi import Depends, FastAPI
+
+    app = FastAPI()
+    install_exception_handlers(app)
+
+    @app.post("/notes/{body}")
+    async def create(body: str, session: AsyncSession = Depends(db.session_dependency)) -> dict[str, int]:  # noqa: B008
+        note = await BaseRepository(session, DbNote).create(body=body)
+        if body == "bad":
+            raise ValidationError("bad note", {"field": "body"})
+        return {"id": note.id}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        assert (await http.post("/notes/good")).status_code == 200
+        assert (await http.post("/notes/bad")).status_code == 400
+    async with db.session() as session:
+        assert [n.body for n in await BaseRepository(session, DbNote).find_by()] == ["good"]
