@@ -122,10 +122,19 @@ def postgres_database() -> Iterator[PostgresDatabase]:
         finally:
             await conn.close()
 
-    try:
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        unavailable(f"cannot create a test database on {host}:{port}: {exc}")
+    # CREATE DATABASE fails with "source database is being accessed by other users" while
+    # another session sits in the template, which concurrent test runs and benchmarks can
+    # cause: copy template0 (nobody may connect to it) and retry a few times anyway.
+    last_error: Exception | None = None
+    for attempt in range(5):
+        try:
+            asyncio.run(admin(f'CREATE DATABASE "{name}" TEMPLATE template0'))
+            break
+        except (OSError, asyncpg.PostgresError) as exc:
+            last_error = exc
+            time.sleep(0.2 * (attempt + 1))
+    else:
+        unavailable(f"cannot create a test database on {host}:{port}: {last_error}")
     parts = urlsplit(base)
     dsn = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
     try:
