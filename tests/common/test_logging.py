@@ -492,3 +492,14 @@ async def test_request_log_on_the_direct_path(output: io.StringIO) -> None:
     assert first["service"] == "svc"
     assert "abcdef123" not in output.getvalue()
     assert second["path"] == f"/devices/token={REDACTED}"
+
+
+def test_service_logger_accepts_keywords() -> None:
+    """The seed's positional calls and keyword calls log the same line."""
+    logger = ServiceLogger("svc")
+    with capture_logs() as logs:
+        logger.log_api_call("GET", "/users", 200, 0.1)
+        logger.log_api_call(method="GET", path="/users", status=200, duration_s=0.1)
+        logger.log_database_operation(operation="SELECT", table="users", duration_s=0.01)
+    assert logs[0]["message"] == logs[1]["message"] == "GET /users 200 100.0 ms"
+    assert logs[2]["table"] == "users"

@@ -62,7 +62,7 @@ class ServiceLogger:
         # Called from inside an ``except`` block of the caller, which ruff cannot see.
         self.logger.exception(message, extra=_fields(fields), stacklevel=2)  # noqa: LOG004
 
-    def log_api_call(self, method: str, path: str, status: int, duration_s: float, /, **fields: Any) -> None:
+    def log_api_call(self, method: str, path: str, status: int, duration_s: float, **fields: Any) -> None:
         """Log one API call: INFO below 400, WARNING for 4xx, ERROR for 5xx.
 
         Args:
@@ -85,7 +85,7 @@ class ServiceLogger:
             **fields,
         )
 
-    def log_database_operation(self, operation: str, table: str, duration_s: float, /, **fields: Any) -> None:
+    def log_database_operation(self, operation: str, table: str, duration_s: float, **fields: Any) -> None:
         """Log one database operation (``SELECT``, ``INSERT`` ...) on ``table`` at INFO."""
         duration_ms = round(duration_s * 1000.0, 3)
         self.log(
@@ -98,7 +98,7 @@ class ServiceLogger:
             **fields,
         )
 
-    def log_event(self, event: str, message: str | None = None, /, *, level: int = logging.INFO, **fields: Any) -> None:
+    def log_event(self, event: str, message: str | None = None, *, level: int = logging.INFO, **fields: Any) -> None:
         """Log a named business or system event (``device_registered``, ``cache_miss`` ...).
 
         Args:
