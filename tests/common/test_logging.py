@@ -503,3 +503,26 @@ def test_service_logger_accepts_keywords() -> None:
         logger.log_database_operation(operation="SELECT", table="users", duration_s=0.01)
     assert logs[0]["message"] == logs[1]["message"] == "GET /users 200 100.0 ms"
     assert logs[2]["table"] == "users"
+
+
+def test_public_names() -> None:
+    """The public surface of energy_common.logging is pinned."""
+    import energy_common.logging as module
+
+    assert module.__all__ == [
+        "REDACTED",
+        "ConsoleFormatter",
+        "EnergyLogHandler",
+        "JSONFormatter",
+        "ServiceLogger",
+        "capture_logs",
+        "get_service_name",
+        "is_sensitive_key",
+        "log_fields",
+        "parse_log_level",
+        "record_to_dict",
+        "redact",
+        "redact_text",
+        "setup_logging",
+        "text_is_clean",
+    ]

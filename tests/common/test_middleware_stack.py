@@ -376,3 +376,28 @@ async def test_instrumentation_sees_the_correlation_id() -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
         await http.get("/ok", headers={"X-Request-ID": "probe-1"})
     assert seen == ["probe-1"]
+
+
+def test_public_names() -> None:
+    """The public surface of energy_common.middleware is pinned."""
+    import energy_common.middleware as module
+
+    assert set(module.__all__) == {
+        "API_CSP",
+        "DEFAULT_EXCLUDE",
+        "DOCS_CSP",
+        "HTTP_ERROR_CODES",
+        "VALIDATION_STATUS",
+        "BodySizeLimitMiddleware",
+        "CORSMiddleware",
+        "CorrelationIdMiddleware",
+        "ErrorEnvelopeMiddleware",
+        "RequestLogMiddleware",
+        "SecurityHeadersMiddleware",
+        "build_middleware",
+        "error_response",
+        "install_exception_handlers",
+        "sanitize_errors",
+        "setup_middleware",
+        "validate_cors",
+    }

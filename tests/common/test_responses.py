@@ -242,3 +242,20 @@ def test_envelopes_are_immutable() -> None:
     body = APIResponse.success(data=1)
     with pytest.raises(ValueError, match="frozen"):
         body.message = "changed"  # type: ignore[misc]
+
+
+def test_public_names() -> None:
+    """The public surface of energy_common.responses is pinned."""
+    import energy_common.responses as module
+
+    assert module.__all__ == [
+        "PROBLEM_JSON",
+        "APIResponse",
+        "Envelope",
+        "ErrorDetail",
+        "ErrorResponse",
+        "PaginatedResponse",
+        "PaginationMeta",
+        "SuccessEnvelope",
+        "pagination_meta",
+    ]

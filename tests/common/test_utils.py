@@ -140,3 +140,21 @@ def test_pagination_dependency_checks_its_defaults() -> None:
     """A default above the maximum is a programming error caught at start-up."""
     with pytest.raises(ValueError, match="default_limit"):
         pagination_dependency(default_limit=50, max_limit=10)
+
+
+def test_public_names() -> None:
+    """The public surface of energy_common.utils is pinned."""
+    import energy_common.utils as module
+    from energy_common.utils import web
+
+    assert module.__all__ == [
+        "DEFAULT_LIMIT",
+        "MAX_LIMIT",
+        "PaginationParams",
+        "ensure_utc",
+        "format_utc",
+        "new_id",
+        "utc_now",
+        "uuid7",
+    ]
+    assert web.__all__ == ["Pagination", "pagination_dependency"]
