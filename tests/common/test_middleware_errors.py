@@ -319,3 +319,28 @@ def test_pydantic_error_type_is_handled() -> None:
     """The handler is registered for pydantic.ValidationError itself."""
     app = build_app(full_stack=False)
     assert pydantic.ValidationError in app.exception_handlers
+
+
+async def test_failure_after_the_response_started() -> None:
+    """An exception mid-stream cannot become an envelope: it is logged and re-raised to the server."""
+    from collections.abc import AsyncIterator as Chunks
+
+    from starlette.responses import StreamingResponse
+
+    app = FastAPI()
+
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        async def body() -> Chunks[bytes]:
+            yield b"first chunk"
+            raise RuntimeError("broke mid-stream")
+
+        return StreamingResponse(body())
+
+    setup_middleware(app, Settings(service_name="t"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        with capture_logs() as logs, pytest.raises(RuntimeError, match="broke mid-stream"):
+            await http.get("/stream")
+    errors = [line for line in logs if line["logger"] == "energy.errors"]
+    assert len(errors) == 1
+    assert "RuntimeError" in errors[0]["exception"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,8 +20,15 @@ def log_exception(exc: BaseException, scope: Scope) -> None:
     """Log an exception that reached the web layer.
 
     Unexpected exceptions and 5xx energy errors are logged at ERROR with the traceback;
-    4xx energy errors at INFO without one (they are the client's problem).
+    4xx energy errors at INFO without one (they are the client's problem). Each exception
+    is logged once, however many layers see it.
     """
+    # An exception re-raised after a streamed response started reaches Starlette's
+    # ServerErrorMiddleware (and our handler) again: log it once.
+    if getattr(exc, "_energy_logged", False):
+        return
+    with contextlib.suppress(AttributeError):  # exceptions with __slots__ only
+        exc._energy_logged = True  # type: ignore[attr-defined]
     status = exc.status_code if isinstance(exc, EnergyError) else 500
     fields = {
         "event": "http_error",
