@@ -1,0 +1,3 @@
+"""Version of the meter service."""
+
+__version__ = "0.1.0"

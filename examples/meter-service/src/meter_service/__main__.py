@@ -1,0 +1,61 @@
+"""``python -m meter_service``: the demo — the service on 127.0.0.1:8000 with simulated meters.
+
+Every option also has an environment variable (see ``MeterSettings``); the command-line
+options win. ``--duration`` stops after that many seconds (for CI and tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from energy_common.exceptions import ConfigurationError
+from energy_common.logging import setup_logging
+from energy_monitoring.tracing import shutdown_tracing
+
+from meter_service._demo import run_demo
+from meter_service._settings import MeterSettings
+
+__all__ = ["main", "parse_args"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the demo's command line."""
+    parser = argparse.ArgumentParser(prog="python -m meter_service", description=__doc__)
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1, HOST)")
+    parser.add_argument("--port", type=int, help="HTTP port (default 8000, PORT; 0 picks a free one)")
+    parser.add_argument("--meters", type=int, help="simulated meters (default 10, SIMULATOR_METERS)")
+    parser.add_argument("--interval", type=float, help="seconds between two readings of a meter (default 1)")
+    parser.add_argument("--no-simulator", action="store_true", help="no simulated meters")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
+    parser.add_argument("--summary-every", type=float, default=5.0, help="seconds between summary lines")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; return the exit code (0 after a clean stop)."""
+    args = parse_args(argv)
+    given = {"host": args.host, "port": args.port, "simulator_meters": args.meters, "simulator_interval": args.interval}
+    overrides: dict[str, object] = {name: value for name, value in given.items() if value is not None}
+    if "SIMULATOR_ENABLED" not in os.environ:
+        overrides["simulator_enabled"] = not args.no_simulator
+    if "TRACING_EXPORTER" not in os.environ:
+        # Console spans of every request and event would bury the summary; set
+        # TRACING_EXPORTER=console (or otlp) to see them.
+        overrides["tracing_exporter"] = "none"
+    try:
+        settings = MeterSettings(**overrides)  # type: ignore[arg-type]
+    except ConfigurationError as exc:
+        print(f"Invalid settings: {exc.message}", file=sys.stderr)
+        return 2
+    setup_logging(settings.service_name, log_level=settings.log_level, json=settings.log_json)
+    try:
+        return asyncio.run(run_demo(settings, duration=args.duration, every=args.summary_every, out=sys.stdout))
+    finally:
+        shutdown_tracing()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

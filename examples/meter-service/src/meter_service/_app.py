@@ -1,0 +1,76 @@
+"""The application factory: FastAPI app, middleware, auth, health, metrics and the API routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from energy_auth.fastapi import install_auth
+from energy_common.health.router import health_router
+from energy_common.middleware import setup_middleware
+from energy_monitoring.web import add_metrics_route, instrumentation_middleware
+from fastapi import APIRouter, FastAPI
+
+from meter_service.__about__ import __version__
+from meter_service._routes_auth import auth_router
+from meter_service._routes_devices import devices_router
+from meter_service._routes_readings import readings_router
+from meter_service._runtime import MeterRuntime
+from meter_service._settings import MeterSettings
+
+__all__ = ["API_PREFIX", "create_app"]
+
+#: Where the REST API lives.
+API_PREFIX = "/api/v1"
+_UNOBSERVED = ("/metrics", "/health", "/health/live", "/health/ready")
+
+
+def create_app(settings: MeterSettings | None = None) -> FastAPI:
+    """Build the meter service; its resources start with the app's lifespan.
+
+    ``app.state.meter`` is the :class:`MeterRuntime` (database, cache, MQTT, devices,
+    ingestion, tokens...); ``app.state.runtime`` is the same object while it runs. Run
+    it with any ASGI server (``uvicorn --factory meter_service:create_app``) or with
+    ``python -m meter_service`` (the demo).
+
+    Args:
+        settings: The settings; read from the environment when None.
+
+    Example:
+        >>> app = create_app(MeterSettings(tracing_exporter="off"))
+        >>> app.title
+        'Meter service'
+    """
+    settings = settings if settings is not None else MeterSettings()
+    runtime = MeterRuntime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with runtime:
+            app.state.runtime = runtime
+            try:
+                yield
+            finally:
+                app.state.runtime = None
+
+    app = FastAPI(
+        title="Meter service",
+        version=__version__,
+        description="Meter telemetry over MQTT, readings and commands over REST.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = None  # set while serving (requests get 503 before and after)
+    app.state.meter = runtime
+    app.state.rate_limiter = runtime.limiter
+    setup_middleware(
+        app, settings, instrumentation=instrumentation_middleware(registry=runtime.metrics, exclude_paths=_UNOBSERVED)
+    )
+    install_auth(app, runtime.tokens)
+    add_metrics_route(app, registry=runtime.metrics)
+    app.include_router(health_router(runtime.health, details=not settings.is_production))
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(auth_router(settings))
+    api.include_router(devices_router(settings))
+    api.include_router(readings_router())
+    app.include_router(api)
+    return app

@@ -1,0 +1,160 @@
+"""The demo runner: the service on uvicorn with simulated meters, a banner and a live summary."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Generator
+from types import FrameType
+from typing import TextIO
+
+import uvicorn
+from energy_common.health import redact_url
+from fastapi import FastAPI
+
+from meter_service.__about__ import __version__
+from meter_service._app import create_app
+from meter_service._runtime import MeterRuntime
+from meter_service._settings import MeterSettings
+
+__all__ = ["DemoServer", "banner", "run_demo", "summary_line"]
+
+
+class DemoServer(uvicorn.Server):
+    """uvicorn's server, stopping gracefully on SIGINT/SIGTERM without re-raising the signal after."""
+
+    stop_signal: int | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        """Install graceful-stop handlers for SIGINT and SIGTERM while serving."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        originals = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, sig: int, _frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C skips the graceful drain
+        self.stop_signal = sig
+        self.should_exit = True
+
+
+def banner(settings: MeterSettings, runtime: MeterRuntime, base: str) -> str:
+    """The lines printed once the service is up: where to look and how to call it."""
+    password = runtime.generated_admin_password
+    shown = password if password is not None else "$ADMIN_PASSWORD"
+    origin = "generated for this run; set ADMIN_PASSWORD to choose it" if password else "from ADMIN_PASSWORD"
+    if runtime.broker is not None:
+        mqtt = f"embedded amqtt broker on {runtime.broker.host}:{runtime.broker.port} (MQTT 3.1.1)"
+    else:
+        mqtt = f"{redact_url(settings.mqtt_url or '')} (MQTT {runtime.mqtt.protocol})"
+    engines = "Redis " + redact_url(settings.redis_url) if settings.redis_url else "in-memory"
+    meters = (
+        f"{settings.simulator_meters} simulated meters, one reading each per {settings.simulator_interval:g} s"
+        if runtime.fleet is not None
+        else "off"
+    )
+    login = f'{{"username":"{settings.admin_username}","password":"{shown}"}}'
+    return "\n".join(
+        [
+            "",
+            f"Meter service {__version__} is running on {base}",
+            f"  API docs      {base}/docs",
+            f"  Metrics       {base}/metrics",
+            f"  Readiness     {base}/health/ready",
+            f"  Database      {redact_url(settings.resolved_database_url)}",
+            f"  MQTT          {mqtt}; telemetry on {runtime.telemetry_filter}",
+            f"  Cache, events {engines}",
+            f"  Simulator     {meters}",
+            f"  Admin user    {settings.admin_username} / {shown} ({origin})",
+            "",
+            "Try it (another terminal):",
+            f"  TOKEN=$(curl -s -X POST {base}/api/v1/auth/token -H 'Content-Type: application/json' \\",
+            f"      -d '{login}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"data\"][\"access_token\"])')",
+            f'  curl -s -H "Authorization: Bearer $TOKEN" "{base}/api/v1/devices/meter-001/readings?limit=5"',
+            f'  curl -s -H "Authorization: Bearer $TOKEN" "{base}/api/v1/devices/meter-001/summary"',
+            '  curl -s -X POST -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\',
+            f'      -d \'{{"command":"read_meter"}}\' {base}/api/v1/devices/meter-001/commands',
+            "",
+            "Telemetry summary every few seconds below; Ctrl-C stops cleanly.",
+            "",
+        ]
+    )
+
+
+def summary_line(runtime: MeterRuntime, previous: int, seconds: float) -> str:
+    """One line about the ingestion since the last summary."""
+    stats = runtime.ingestor.stats
+    rate = (stats.stored - previous) / seconds if seconds > 0 else 0.0
+    online = "?"
+    if runtime.fleet is not None:
+        online = str(sum(1 for meter in runtime.fleet.meters if meter.mqtt.is_connected))
+    return (
+        f"[{time.strftime('%H:%M:%S')}] telemetry: {stats.stored} readings stored (+{stats.stored - previous}, "
+        f"{rate:.1f}/s), {online} meters connected, {stats.batches} batches (last {stats.last_batch}), "
+        f"{stats.duplicates} duplicates, {runtime.dead_letters} dead letters, {runtime.events_seen} events consumed"
+    )
+
+
+async def _report(server: DemoServer, app: FastAPI, out: TextIO, every: float) -> None:
+    while not server.started:
+        if server.should_exit:
+            return
+        await asyncio.sleep(0.05)
+    runtime: MeterRuntime = app.state.meter
+    settings = runtime.settings
+    port = server.servers[0].sockets[0].getsockname()[1] if server.servers else settings.port
+    print(banner(settings, runtime, f"http://{settings.host}:{port}"), file=out, flush=True)
+    previous, last = 0, time.monotonic()
+    while True:
+        await asyncio.sleep(every)
+        now = time.monotonic()
+        print(summary_line(runtime, previous, now - last), file=out, flush=True)
+        previous, last = runtime.ingestor.stats.stored, now
+
+
+async def run_demo(settings: MeterSettings, *, duration: float | None, every: float, out: TextIO) -> int:
+    """Serve until Ctrl-C/SIGTERM (or ``duration`` seconds); return the process exit code."""
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on"
+    )
+    server = DemoServer(config)
+    reporter = asyncio.create_task(_report(server, app, out, every), name="meter-demo-summary")
+    stopper: asyncio.Task[None] | None = None
+    if duration is not None:
+
+        async def stop_later() -> None:
+            await asyncio.sleep(duration)
+            server.should_exit = True
+
+        stopper = asyncio.create_task(stop_later(), name="meter-demo-duration")
+    try:
+        await server.serve()
+    finally:
+        for task in (reporter, stopper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    if not server.started:
+        print("The meter service did not start; see the log lines above.", file=out, flush=True)
+        return 1
+    runtime: MeterRuntime = app.state.meter
+    why = f"signal {signal.Signals(server.stop_signal).name}" if server.stop_signal else "end of --duration"
+    print(
+        f"Meter service stopped cleanly ({why}): {runtime.ingestor.stats.stored} readings stored, "
+        "ingestion drained, last batch flushed, MQTT disconnected.",
+        file=out,
+        flush=True,
+    )
+    return 0

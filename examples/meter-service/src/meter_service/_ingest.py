@@ -1,0 +1,237 @@
+"""Telemetry ingestion: validated MQTT messages → batched, exactly-once writes → cache and events.
+
+Every message handler puts its reading in the current batch and waits until the batch
+is committed; only then does the MQTT manager acknowledge the message (PUBACK). A crash
+before the commit therefore leaves the message unacknowledged and the broker delivers it
+again, and the primary key ``(device_id, ts)`` plus ``ON CONFLICT DO NOTHING`` stores a
+redelivered reading once. The number of handlers running at once
+(``INGEST_CONCURRENCY``) bounds how many readings a batch can hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from energy_common.cache import CacheKey, CacheManager
+from energy_common.database import Database
+from energy_common.exceptions import ConflictError, DatabaseConnectionError, DatabaseError, EnergyError
+from energy_messaging import MQTTMessage
+from energy_messaging.events import EventBus
+from energy_monitoring import MetricsRegistry
+
+from meter_service._repositories import READING_COLUMNS, ReadingRepository
+from meter_service._schemas import TelemetryPayload
+
+__all__ = ["READING_EVENT", "IngestStats", "TelemetryIngestor", "latest_key"]
+
+logger = logging.getLogger("meter_service.ingest")
+
+#: Event published on the bus for every newly stored reading.
+READING_EVENT = "reading.recorded"
+_EVENT_CONCURRENCY = 32
+_RETRY_MAX = 5.0
+
+
+def latest_key(device_id: str) -> tuple[str, str]:
+    """Cache key of a meter's latest reading."""
+    return ("latest", device_id)
+
+
+@dataclass(slots=True)
+class IngestStats:
+    """Counters of the ingestion path (also exported as metrics)."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    batches: int = 0
+    events: int = 0
+    store_failures: int = 0
+    last_batch: int = 0
+
+
+Row = dict[str, Any]
+
+
+class TelemetryIngestor:
+    """Batch telemetry into the database, then update the cache and publish events.
+
+    Args:
+        db: The database.
+        cache: Where each meter's latest reading is kept.
+        bus: Event bus for ``reading.recorded`` (None: no events).
+        metrics: Registry for the ingestion metrics.
+        batch_size: Flush when this many readings wait.
+        max_delay: Flush at the latest this many seconds after the first reading arrived.
+        copy: Use PostgreSQL ``COPY`` for the batch (``create_many`` otherwise / on SQLite).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        cache: CacheManager,
+        bus: EventBus | None,
+        metrics: MetricsRegistry,
+        *,
+        batch_size: int = 1000,
+        max_delay: float = 0.05,
+        copy: bool = True,
+    ) -> None:
+        self._db = db
+        self._cache = cache
+        self._bus = bus
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._max_delay = max_delay
+        self._copy = copy and db.is_postgres
+        self._buffer: list[tuple[Row, asyncio.Future[None]]] = []
+        self._has_items = asyncio.Event()
+        self._full = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._event_slots = asyncio.Semaphore(_EVENT_CONCURRENCY)
+        self.stats = IngestStats()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Start the flusher task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="meter-ingest-flusher")
+
+    async def aclose(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a shutdown budget
+        """Flush what is buffered (within ``timeout``), then stop the flusher.
+
+        Readings still unstored then are dropped unacknowledged: the broker redelivers them.
+        """
+        self._closing = True
+        task, self._task = self._task, None
+        if task is not None:
+            self._has_items.set()
+            self._full.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for _, future in self._buffer:
+            future.cancel()
+        self._buffer.clear()
+
+    # ------------------------------------------------------------------ MQTT handler
+    async def handle(self, message: MQTTMessage) -> None:
+        """MQTT handler: queue the validated reading and wait until it is committed."""
+        payload: TelemetryPayload = message.payload
+        row = {
+            "device_id": message.params["device_id"],
+            "ts": payload.ts,
+            "power_w": payload.power_w,
+            "voltage_v": payload.voltage_v,
+            "energy_kwh": payload.energy_kwh,
+        }
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._buffer.append((row, future))
+        self.stats.received += 1
+        self._has_items.set()
+        if len(self._buffer) >= self._batch_size:
+            self._full.set()
+        await future
+
+    # ------------------------------------------------------------------ flusher
+    async def _run(self) -> None:
+        while not (self._closing and not self._buffer):
+            await self._has_items.wait()
+            if len(self._buffer) < self._batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self._max_delay)
+            batch = self._buffer[: self._batch_size]
+            del self._buffer[: self._batch_size]
+            if len(self._buffer) < self._batch_size:
+                self._full.clear()
+            if not self._buffer:
+                self._has_items.clear()
+            if batch:
+                await self._flush(batch)
+
+    async def _flush(self, batch: list[tuple[Row, asyncio.Future[None]]]) -> None:
+        unique: dict[tuple[str, int], Row] = {}
+        for row, _ in batch:
+            unique.setdefault((row["device_id"], row["ts"]), row)
+        rows = list(unique.values())
+        delay = 0.1
+        while True:
+            try:
+                stored = await self._store(rows)
+                break
+            except EnergyError as exc:
+                # Hold the handlers (and so the acks): the broker keeps the messages meanwhile.
+                if self._closing:
+                    logger.warning("stopping with %d unstored readings; the broker redelivers them", len(rows))
+                    for _, future in batch:
+                        future.cancel()
+                    return
+                self.stats.store_failures += 1
+                self._metrics.increment_counter("meter.ingest.store_failures")
+                logger.warning("storing %d readings failed (%s); retrying in %.1f s", len(rows), exc.message, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+        stats = self.stats
+        stats.batches += 1
+        stats.last_batch = len(batch)
+        stats.stored += len(stored)
+        stats.duplicates += len(batch) - len(stored)
+        self._metrics.increment_counter("meter.readings.stored", len(stored))
+        if len(batch) != len(stored):
+            self._metrics.increment_counter("meter.readings.duplicates", len(batch) - len(stored))
+        self._metrics.observe("meter.ingest.batch_size", len(batch), buckets=(1, 10, 50, 100, 250, 500, 1000, 5000))
+        await self._update_cache(stored)
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+        if self._bus is not None and stored:
+            await self._publish_events(stored)
+
+    async def _store(self, rows: list[Row]) -> list[Row]:
+        """Store the batch; return the rows that were new (all of them unless redelivered)."""
+        try:
+            async with self._db.session() as session:
+                await ReadingRepository(session).bulk_load(rows, copy=self._copy)
+            return rows
+        except DatabaseConnectionError:
+            raise
+        except (ConflictError, DatabaseError):
+            pass  # some reading of the batch is stored already: keep only the new ones
+        async with self._db.session() as session:
+            new = set(await ReadingRepository(session).insert_new(rows))
+        return [row for row in rows if (row["device_id"], row["ts"]) in new]
+
+    async def _update_cache(self, rows: list[Row]) -> None:
+        latest: dict[CacheKey, Mapping[str, Any]] = {}
+        for row in rows:
+            key = latest_key(row["device_id"])
+            current = latest.get(key)
+            if current is None or row["ts"] > current["ts"]:
+                latest[key] = row
+        if latest:
+            # Fails open: a cache outage never stops ingestion.
+            await self._cache.set_many(latest, expire=86_400)
+
+    async def _publish_events(self, rows: list[Row]) -> None:
+        bus = self._bus
+        assert bus is not None  # noqa: S101 - checked by the caller
+
+        async def publish(row: Row) -> None:
+            async with self._event_slots:
+                try:
+                    await bus.publish(READING_EVENT, {name: row[name] for name in READING_COLUMNS})
+                    self.stats.events += 1
+                except EnergyError as exc:
+                    self._metrics.increment_counter("meter.events.failed")
+                    logger.warning("reading.recorded event not published: %s", exc.message)
+
+        await asyncio.gather(*(publish(row) for row in rows))

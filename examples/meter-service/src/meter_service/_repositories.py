@@ -1,0 +1,133 @@
+"""Repositories: readings (batch store with exactly-once, time ranges, daily summary) and users."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from energy_common.database import BaseRepository, Page, translating_errors_async
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from meter_service._models import Reading, User
+from meter_service._schemas import DaySummary
+
+__all__ = ["READING_COLUMNS", "ReadingRepository", "UserRepository"]
+
+#: Column order of the rows the ingestion hands to :meth:`ReadingRepository.store_batch`.
+READING_COLUMNS = ("device_id", "ts", "power_w", "voltage_v", "energy_kwh")
+_DAY_MS = 86_400_000
+
+
+class ReadingRepository(BaseRepository[Reading]):
+    """Readings of meters; one instance per session.
+
+    Example:
+        >>> async def store(db: Database, rows: list[dict[str, Any]]) -> int:  # doctest: +SKIP
+        ...     async with db.session() as session:
+        ...         return len(await ReadingRepository(session).insert_new(rows))
+    """
+
+    max_page_size = 1000
+
+    def __init__(self, session: Any) -> None:
+        super().__init__(session, Reading)
+
+    async def bulk_load(self, rows: Sequence[Mapping[str, Any]], *, copy: bool) -> int:
+        """Store a batch in one statement: PostgreSQL ``COPY`` or ``create_many``.
+
+        Fails as a whole (``ConflictError``/``DatabaseError``) when one reading is already
+        stored; the caller then retries with :meth:`insert_new`.
+        """
+        if copy:
+            return await self.copy_many(list(rows), columns=list(READING_COLUMNS))
+        return await self.create_many(rows, batch_size=max(len(rows), 1))
+
+    async def insert_new(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
+        """Insert with ``ON CONFLICT DO NOTHING``; return the keys that were new."""
+        if not rows:
+            return []
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = (
+            insert(Reading)
+            .on_conflict_do_nothing(index_elements=["device_id", "ts"])
+            .returning(Reading.device_id, Reading.ts)
+        )
+        async with translating_errors_async():
+            result = await self.session.execute(stmt, list(rows))
+            return [(row[0], row[1]) for row in result.all()]
+
+    async def in_range(self, device_id: str, start_ms: int, end_ms: int, *, page: int, limit: int) -> Page[Reading]:
+        """Readings of one meter with ``start_ms <= ts < end_ms``, newest first."""
+        self._check_limit(limit)
+        where = (Reading.device_id == device_id, Reading.ts >= start_ms, Reading.ts < end_ms)
+        async with translating_errors_async():
+            total = int((await self.session.execute(select(func.count()).where(*where))).scalar_one())
+            stmt = select(Reading).where(*where).order_by(Reading.ts.desc()).limit(limit).offset((page - 1) * limit)
+            items = list((await self.session.scalars(stmt)).all())
+        return Page(items=items, total=total, page=page, limit=limit)
+
+    async def daily_summary(self, device_id: str, start_ms: int, end_ms: int) -> list[DaySummary]:
+        """kWh (last minus first cumulative reading), peak and mean power per UTC day."""
+        day_col = (Reading.ts // _DAY_MS).label("day")  # integer division on both engines
+        stmt = (
+            select(
+                day_col,
+                func.count(),
+                func.max(Reading.power_w),
+                func.avg(Reading.power_w),
+                func.min(Reading.energy_kwh),
+                func.max(Reading.energy_kwh),
+            )
+            .where(Reading.device_id == device_id, Reading.ts >= start_ms, Reading.ts < end_ms)
+            .group_by(day_col)
+            .order_by(day_col)
+        )
+        async with translating_errors_async():
+            rows = (await self.session.execute(stmt)).all()
+        return [
+            DaySummary(
+                day=_day(int(row[0])),
+                readings=int(row[1]),
+                peak_w=float(row[2]),
+                avg_w=round(float(row[3]), 3),
+                kwh=round(float(row[5] or 0.0) - float(row[4] or 0.0), 6),
+            )
+            for row in rows
+        ]
+
+
+def _day(index: int) -> date:
+    return datetime.fromtimestamp(index * _DAY_MS / 1000, UTC).date()
+
+
+class UserRepository(BaseRepository[User]):
+    """API users."""
+
+    def __init__(self, session: Any) -> None:
+        super().__init__(session, User)
+
+    async def by_username(self, username: str) -> User | None:
+        """Return the user or None."""
+        return await self.find_one_by(username=username)
+
+    async def ensure(
+        self, username: str, password_hash: str, *, roles: list[str], permissions: list[str], reset: bool
+    ) -> bool:
+        """Create the user (or, with ``reset``, set its password); return whether it was written.
+
+        One ``INSERT ... ON CONFLICT`` statement, so replicas starting together do not race.
+        """
+        if not reset and await self.exists(username=username):
+            return False
+        await self.upsert(
+            conflict_columns=["username"],
+            update_columns=["password_hash", "roles", "permissions"] if reset else [],
+            username=username,
+            password_hash=password_hash,
+            roles=roles,
+            permissions=permissions,
+        )
+        return True

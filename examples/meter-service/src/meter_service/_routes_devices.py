@@ -1,0 +1,98 @@
+"""``/api/v1/devices``: register, list, get, status, delete, and commands over MQTT."""
+
+from typing import Annotated, Any
+
+from energy_auth import Principal
+from energy_auth.fastapi import require_permission
+from energy_common.responses import APIResponse, PaginatedResponse
+from energy_messaging.devices import Device, DeviceState
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi import status as http_status
+
+from meter_service._ingest import latest_key
+from meter_service._runtime import MeterRuntime
+from meter_service._schemas import CommandRequest, CommandResult, DeviceIn, DeviceOut, ReadingOut
+from meter_service._security import get_runtime, limited_permission
+from meter_service._settings import MeterSettings
+
+__all__ = ["DeviceId", "devices_router"]
+
+#: A device id in a path: a single MQTT topic level, no wildcards.
+DeviceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")]
+Runtime = Annotated[MeterRuntime, Depends(get_runtime)]
+_read = Depends(require_permission("devices:read"))
+
+
+async def device_out(runtime: MeterRuntime, device: Device) -> DeviceOut:
+    """A registered device with its latest reading from the cache."""
+    latest: dict[str, Any] | None = await runtime.cache.get(latest_key(device.device_id))
+    return DeviceOut(
+        device_id=device.device_id,
+        device_type=device.device_type,
+        metadata=device.metadata,
+        status=device.status,
+        last_seen=device.last_seen,
+        registered_at=device.registered_at,
+        latest=ReadingOut.model_validate(latest) if latest else None,
+    )
+
+
+def devices_router(settings: MeterSettings) -> APIRouter:
+    """Build the devices router with the configured rate limits."""
+    router = APIRouter(prefix="/devices", tags=["devices"])
+    window = settings.rate_limit_window
+    write = limited_permission("devices:write", limit=settings.write_rate_limit, window=window, name="devices-write")
+    send = limited_permission("commands:send", limit=settings.command_rate_limit, window=window, name="commands")
+
+    @router.post("", status_code=http_status.HTTP_201_CREATED)
+    async def register(
+        body: DeviceIn, runtime: Runtime, _user: Annotated[Principal, Depends(write)]
+    ) -> APIResponse[DeviceOut]:
+        """Register (or re-register) a meter."""
+        device = await runtime.devices.register_device(body.device_id, body.device_type, metadata=body.metadata)
+        return APIResponse.success(await device_out(runtime, device), message="Device registered")
+
+    @router.get("", dependencies=[_read])
+    async def list_devices(
+        runtime: Runtime,
+        page: Annotated[int, Query(ge=1)] = 1,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        status: DeviceState | None = None,
+        device_type: str | None = None,
+    ) -> PaginatedResponse[DeviceOut]:
+        """List registered meters, ordered by id."""
+        devices = await runtime.devices.list_devices(device_type, status)
+        chunk = devices[(page - 1) * limit : page * limit]
+        items = [await device_out(runtime, device) for device in chunk]
+        return APIResponse.paginated(items, page=page, limit=limit, total=len(devices))
+
+    @router.get("/{device_id}", dependencies=[_read])
+    async def get_device(device_id: DeviceId, runtime: Runtime) -> APIResponse[DeviceOut]:
+        """One meter with its status and latest reading."""
+        return APIResponse.success(await device_out(runtime, await runtime.devices.get_device(device_id)))
+
+    @router.get("/{device_id}/status", dependencies=[_read])
+    async def device_status(device_id: DeviceId, runtime: Runtime) -> APIResponse[dict[str, Any]]:
+        """Online/offline status, last-seen time and latest reading of a meter."""
+        out = await device_out(runtime, await runtime.devices.get_device(device_id))
+        return APIResponse.success(
+            {"device_id": out.device_id, "status": out.status, "last_seen": out.last_seen, "latest": out.latest}
+        )
+
+    @router.delete("/{device_id}")
+    async def unregister(
+        device_id: DeviceId, runtime: Runtime, _user: Annotated[Principal, Depends(write)]
+    ) -> APIResponse[None]:
+        """Remove a meter from the registry (its readings stay)."""
+        await runtime.devices.unregister_device(device_id)
+        return APIResponse.success(None, message="Device removed")
+
+    @router.post("/{device_id}/commands")
+    async def send_command(
+        device_id: DeviceId, body: CommandRequest, runtime: Runtime, _user: Annotated[Principal, Depends(send)]
+    ) -> APIResponse[CommandResult]:
+        """Send a command to a meter over MQTT and return its reply (504-style errors on timeout)."""
+        result = await runtime.devices.send_command(device_id, body.command, body.params, timeout=body.timeout)
+        return APIResponse.success(CommandResult(device_id=device_id, command=body.command, result=result))
+
+    return router

@@ -1,0 +1,280 @@
+"""The service's resources, built from settings and owned by one async context manager.
+
+Start order: embedded broker → database → cache and rate limiter → event bus → MQTT
+(ingestion subscription, device manager) → admin user → simulated meters. Stop runs in
+reverse: the meters go offline, MQTT drains its handlers (each waits for its batch to
+be committed, so nothing is acknowledged unstored), the last batch is flushed, and the
+rest is closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from energy_auth import PasswordHasher, TokenManager
+from energy_common.cache import CacheManager, RateLimitCache, create_cache
+from energy_common.database import Base, Database
+from energy_common.health import CallableHealthCheck, DatabaseHealthCheck, HealthChecker
+from energy_messaging import DeadLetter, DeviceManager, MQTTHealthCheck, MQTTManager
+from energy_messaging.devices import Command, DeviceRegistry, InMemoryDeviceRegistry
+from energy_messaging.events import Event, EventBus, create_event_bus
+from energy_monitoring import MetricsRegistry
+from energy_monitoring.tracing import setup_tracing
+
+import meter_service._models  # noqa: F401 - registers the tables on Base.metadata
+from meter_service._broker import EmbeddedBroker
+from meter_service._ingest import READING_EVENT, TelemetryIngestor
+from meter_service._repositories import UserRepository
+from meter_service._schemas import TelemetryPayload
+from meter_service._settings import MeterSettings, MQTTAddress
+from meter_service._simulation import MeterFleet
+
+__all__ = ["ADMIN_PERMISSIONS", "MeterRuntime"]
+
+logger = logging.getLogger("meter_service")
+
+#: What the seeded admin may do.
+ADMIN_PERMISSIONS = ["devices:read", "devices:write", "commands:send"]
+
+
+class MeterRuntime:
+    """Every resource of one service instance.
+
+    Args:
+        settings: The service settings.
+
+    Example:
+        >>> async def main() -> None:  # doctest: +SKIP
+        ...     async with MeterRuntime(MeterSettings()) as runtime:
+        ...         print(runtime.mqtt.state.connected)
+    """
+
+    def __init__(self, settings: MeterSettings) -> None:
+        self.settings = settings
+        prefix = settings.redis_key_prefix
+        self.metrics = MetricsRegistry("meter", const_labels={"service": settings.service_name})
+        self.hasher = PasswordHasher()
+        secret = settings.jwt_secret_key.get_secret_value() if settings.jwt_secret_key else None
+        if secret is None:
+            secret = secrets.token_urlsafe(32)
+            logger.warning("JWT_SECRET_KEY is not set: using a random key (tokens end with this process)")
+        self.tokens = TokenManager(
+            secret,
+            "HS256",
+            issuer=settings.service_name,
+            audience="meter-api",
+            access_ttl=timedelta(seconds=settings.access_token_ttl),
+        )
+        self.generated_admin_password: str | None = None
+        self.db = Database(settings.resolved_database_url, application_name=settings.service_name)
+        self._redis: Any = None
+        registry: DeviceRegistry
+        if settings.redis_url:
+            import redis.asyncio as redis_asyncio  # noqa: PLC0415 - only with REDIS_URL
+            from energy_messaging.redis_registry import RedisDeviceRegistry  # noqa: PLC0415
+
+            self._redis = redis_asyncio.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+            self.cache: CacheManager = CacheManager(self._redis, key_prefix=f"{prefix}cache", default_ttl=86_400)
+            registry = RedisDeviceRegistry(self._redis, prefix=f"{prefix}devices:")
+            bus_url = settings.redis_url
+        else:
+            self.cache = create_cache("memory://?max_size=100000", key_prefix=f"{prefix}cache", default_ttl=86_400)
+            registry = InMemoryDeviceRegistry()
+            bus_url = "memory://"
+        self.limiter = RateLimitCache(self.cache.backend, key_prefix=f"{prefix}ratelimit")
+        self.bus: EventBus | None = None
+        if settings.events_enabled:
+            self.bus = create_event_bus(
+                bus_url,
+                group=settings.service_name,
+                namespace=f"{prefix}events",
+                source=f"urn:energy:{settings.service_name}",
+                start_from="new",
+            )
+        self.events_seen = 0
+        self.broker: EmbeddedBroker | None = None
+        if settings.embedded_broker:
+            self.broker = EmbeddedBroker("127.0.0.1", settings.embedded_broker_port)
+            host, port, user, password, tls, protocol = self.broker.host, self.broker.port, None, None, False, "3.1.1"
+        else:
+            assert settings.mqtt_url is not None  # noqa: S101 - embedded_broker is False
+            address = MQTTAddress(settings.mqtt_url)
+            host, port, user, password, tls, protocol = (
+                address.host,
+                address.port,
+                address.username,
+                address.password,
+                address.tls,
+                "auto",
+            )
+        self.mqtt_protocol = protocol
+        self.dead_letters = 0
+        self.mqtt = MQTTManager(
+            host,
+            port,
+            username=user,
+            password=password,
+            client_id=settings.mqtt_client_id,
+            protocol=protocol,  # type: ignore[arg-type]
+            tls=tls,
+            handler_concurrency=settings.ingest_concurrency,
+            max_queued_messages=settings.ingest_concurrency,
+            dead_letter_topic=settings.resolved_dead_letter_topic,
+            on_dead_letter=self._on_dead_letter,
+        )
+        self.devices = DeviceManager(
+            self.mqtt,
+            registry=registry,
+            topic_root=settings.mqtt_topic_root,
+            command_timeout=settings.command_timeout,
+            on_command=self._on_command,
+            route_telemetry=False,  # telemetry comes through the ingestion's (shared) subscription
+        )
+        self.ingestor = TelemetryIngestor(
+            self.db,
+            self.cache,
+            self.bus,
+            self.metrics,
+            batch_size=settings.ingest_batch_size,
+            max_delay=settings.ingest_max_delay,
+            copy=settings.ingest_copy,
+        )
+        self.health = HealthChecker(settings.service_name, default_timeout=2.0)
+        self.health.add_check(DatabaseHealthCheck(self.db))
+        self.health.add_check(CallableHealthCheck("cache", self.cache.health_check))
+        self.health.add_check(MQTTHealthCheck(self.mqtt))
+        self.fleet: MeterFleet | None = None
+        self._stack = contextlib.AsyncExitStack()
+
+    @property
+    def telemetry_filter(self) -> str:
+        """The ingestion subscription: shared on a real broker, plain on the embedded one."""
+        plain = f"{self.settings.mqtt_topic_root}/{{device_id}}/telemetry"
+        group = self.settings.mqtt_share_group
+        if group and not self.settings.embedded_broker:
+            return f"$share/{group}/{plain}"
+        return plain
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Start everything (see the module docstring for the order)."""
+        settings = self.settings
+        stack = self._stack
+        try:
+            if settings.tracing_exporter != "off":
+                setup_tracing(
+                    settings.service_name,
+                    exporter=settings.tracing_exporter,
+                    sample_ratio=settings.tracing_sample_ratio,
+                )
+            if self.broker is not None:
+                await self.broker.start()
+                stack.push_async_callback(self.broker.aclose)
+            if settings.database_url is None:
+                settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+            stack.push_async_callback(self.db.dispose)
+            await self.db.create_all(Base.metadata)
+            stack.push_async_callback(self._close_cache)
+            if self.bus is not None:
+                if settings.simulator_enabled:
+                    self.bus.subscribe(READING_EVENT, self._count_event)
+                await self.bus.start()
+                stack.push_async_callback(self.bus.aclose)
+            await self.ingestor.start()
+            stack.push_async_callback(self.ingestor.aclose)
+            await self.mqtt.subscribe(self.telemetry_filter, self.ingestor.handle, qos=1, model=TelemetryPayload)
+            await self.mqtt.connect()
+            stack.push_async_callback(self.mqtt.disconnect)
+            await self.devices.start()
+            await self._seed_admin()
+            if settings.simulator_enabled and settings.simulator_meters:
+                await self._start_fleet()
+        except BaseException:
+            await stack.aclose()
+            raise
+
+    async def _start_fleet(self) -> None:
+        settings = self.settings
+        ids = [f"meter-{index:03d}" for index in range(1, settings.simulator_meters + 1)]
+        for device_id in ids:
+            await self.devices.register_device(device_id, "meter", metadata={"simulated": True})
+        self.fleet = MeterFleet(
+            ids,
+            self.mqtt.host,
+            self.mqtt.port,
+            topic_root=settings.mqtt_topic_root,
+            interval=settings.simulator_interval,
+            protocol=self.mqtt_protocol,
+        )
+        await self.fleet.start()
+        self._stack.push_async_callback(self.fleet.stop)
+
+    async def _seed_admin(self) -> None:
+        """Create the admin user; outside production without ADMIN_PASSWORD, with a fresh random password."""
+        settings = self.settings
+        generated = settings.admin_password is None
+        if not generated:
+            assert settings.admin_password is not None  # noqa: S101 - narrowed above
+            password = settings.admin_password.get_secret_value()
+        elif settings.is_production:
+            logger.info("ADMIN_PASSWORD is not set: no admin user seeded")
+            return
+        else:
+            password = secrets.token_urlsafe(12)
+        password_hash = await self.hasher.hash_async(password)
+        async with self.db.session() as session:
+            await UserRepository(session).ensure(
+                settings.admin_username,
+                password_hash,
+                roles=["admin"],
+                permissions=ADMIN_PERMISSIONS,
+                reset=generated,
+            )
+        if generated:
+            self.generated_admin_password = password
+            logger.warning(
+                "ADMIN_PASSWORD is not set: the %s user got a random password for this run", settings.admin_username
+            )
+
+    async def _close_cache(self) -> None:
+        await self.cache.aclose()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def aclose(self) -> None:
+        """Stop everything, in reverse order."""
+        await self._stack.aclose()
+        self.hasher.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ hooks
+    def _on_dead_letter(self, letter: DeadLetter) -> None:
+        self.dead_letters += 1
+        self.metrics.increment_counter("mqtt.dead_letters", tags={"reason": letter.reason})
+
+    def _on_command(self, command: Command) -> None:
+        logger.info(
+            "command %s to %s: %s",
+            command.command,
+            command.device_id,
+            command.state,
+            extra={"command_id": command.command_id, "device_id": command.device_id},
+        )
+        if command.done:
+            self.metrics.increment_counter("commands", tags={"state": command.state})
+
+    async def _count_event(self, event: Event) -> None:
+        self.events_seen += 1

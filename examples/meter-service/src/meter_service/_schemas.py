@@ -1,0 +1,124 @@
+"""Pydantic models: the telemetry payload meters send and the API's request/response bodies."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "CommandRequest",
+    "CommandResult",
+    "DaySummary",
+    "DeviceIn",
+    "DeviceOut",
+    "ReadingOut",
+    "TelemetryPayload",
+    "TokenRequest",
+    "TokenResponse",
+]
+
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+# 2000-01-01 .. 2100-01-01 in epoch milliseconds: anything else is a broken clock.
+_TS_MIN, _TS_MAX = 946_684_800_000, 4_102_444_800_000
+
+
+class TelemetryPayload(BaseModel):
+    """What a meter publishes on ``<root>/<device_id>/telemetry`` (QoS 1).
+
+    ``ts`` (epoch milliseconds) identifies the reading: a redelivered message carries
+    the same one. Unknown fields (and the ``_ctx`` context field) are ignored.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    ts: int = Field(ge=_TS_MIN, le=_TS_MAX)
+    power_w: float = Field(ge=0, le=10_000_000)
+    voltage_v: float | None = Field(default=None, ge=0, le=100_000)
+    energy_kwh: float | None = Field(default=None, ge=0)
+
+    @field_validator("power_w", "voltage_v", "energy_kwh")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+class ReadingOut(BaseModel):
+    """A stored reading."""
+
+    device_id: str
+    ts: int = Field(description="Epoch milliseconds (UTC).")
+    power_w: float
+    voltage_v: float | None = None
+    energy_kwh: float | None = None
+
+
+class DeviceIn(BaseModel):
+    """Registration of a meter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str = Field(pattern=_ID_PATTERN)
+    device_type: str = Field(default="meter", pattern=_ID_PATTERN)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeviceOut(BaseModel):
+    """A registered meter with its status and latest reading (from the cache)."""
+
+    device_id: str
+    device_type: str
+    metadata: dict[str, Any]
+    status: Literal["online", "offline", "unknown"]
+    last_seen: float | None = None
+    registered_at: float
+    latest: ReadingOut | None = None
+
+
+class DaySummary(BaseModel):
+    """Energy of one meter over one UTC day."""
+
+    day: date
+    kwh: float = Field(description="Energy used: last minus first meter reading of the day.")
+    peak_w: float
+    avg_w: float
+    readings: int
+
+
+class CommandRequest(BaseModel):
+    """A command for a meter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeout: float | None = Field(default=None, gt=0, le=60)
+
+
+class CommandResult(BaseModel):
+    """The device's answer to a command."""
+
+    device_id: str
+    command: str
+    result: Any = None
+
+
+class TokenRequest(BaseModel):
+    """Credentials for ``POST /api/v1/auth/token``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class TokenResponse(BaseModel):
+    """An access token (OAuth 2 token response shape)."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth 2 token type, not a secret
+    expires_in: int
