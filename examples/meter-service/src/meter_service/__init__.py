@@ -14,6 +14,7 @@ from meter_service.__about__ import __version__
 from meter_service._app import API_PREFIX, create_app
 from meter_service._broker import EmbeddedBroker
 from meter_service._ingest import READING_EVENT, IngestStats, TelemetryIngestor
+from meter_service._models import Reading, User
 from meter_service._runtime import ADMIN_PERMISSIONS, MeterRuntime
 from meter_service._schemas import TelemetryPayload
 from meter_service._settings import MeterSettings
@@ -26,8 +27,10 @@ __all__ = [
     "IngestStats",
     "MeterRuntime",
     "MeterSettings",
+    "Reading",
     "TelemetryIngestor",
     "TelemetryPayload",
+    "User",
     "__version__",
     "create_app",
 ]

@@ -63,6 +63,7 @@ def banner(settings: MeterSettings, runtime: MeterRuntime, base: str) -> str:
         if runtime.fleet is not None
         else "off"
     )
+    device = f"{settings.simulator_id_prefix}001"
     login = f'{{"username":"{settings.admin_username}","password":"{shown}"}}'
     return "\n".join(
         [
@@ -80,10 +81,10 @@ def banner(settings: MeterSettings, runtime: MeterRuntime, base: str) -> str:
             "Try it (another terminal):",
             f"  TOKEN=$(curl -s -X POST {base}/api/v1/auth/token -H 'Content-Type: application/json' \\",
             f"      -d '{login}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"data\"][\"access_token\"])')",
-            f'  curl -s -H "Authorization: Bearer $TOKEN" "{base}/api/v1/devices/meter-001/readings?limit=5"',
-            f'  curl -s -H "Authorization: Bearer $TOKEN" "{base}/api/v1/devices/meter-001/summary"',
+            f'  curl -s -H "Authorization: Bearer $TOKEN" "{base}/api/v1/devices/{device}/readings?limit=5"',
+            f'  curl -s -H "Authorization: Bearer $TOKEN" "{base}/api/v1/devices/{device}/summary"',
             '  curl -s -X POST -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\',
-            f'      -d \'{{"command":"read_meter"}}\' {base}/api/v1/devices/meter-001/commands',
+            f'      -d \'{{"command":"read_meter"}}\' {base}/api/v1/devices/{device}/commands',
             "",
             "Telemetry summary every few seconds below; Ctrl-C stops cleanly.",
             "",

@@ -200,7 +200,7 @@ class MeterRuntime:
 
     async def _start_fleet(self) -> None:
         settings = self.settings
-        ids = [f"meter-{index:03d}" for index in range(1, settings.simulator_meters + 1)]
+        ids = [f"{settings.simulator_id_prefix}{index:03d}" for index in range(1, settings.simulator_meters + 1)]
         for device_id in ids:
             await self.devices.register_device(device_id, "meter", metadata={"simulated": True})
         self.fleet = MeterFleet(

@@ -92,6 +92,7 @@ class MeterSettings(Settings):
     simulator_enabled: bool = False
     simulator_meters: int = Field(default=10, ge=0, le=1000)
     simulator_interval: float = Field(default=1.0, gt=0)
+    simulator_id_prefix: str = Field(default="meter-", pattern=r"^[A-Za-z0-9_.:\-]{0,32}$")
 
     @model_validator(mode="after")
     def _meter_coherent(self) -> MeterSettings:
