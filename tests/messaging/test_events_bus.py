@@ -211,6 +211,27 @@ async def test_handler_without_incoming_correlation_gets_a_fresh_one(backend: Ba
     assert seen_ids[0] is not None
 
 
+async def test_handler_does_not_inherit_the_span_active_at_start(backend: Backend) -> None:
+    """An event without trace context runs its handler outside the span that was current at start()."""
+    trace_ids: list[int] = []
+
+    async def handler(event: Event) -> None:
+        trace_ids.append(trace.get_current_span().get_span_context().trace_id)
+
+    bus = backend.make()
+    bus.subscribe("tick", handler)
+    parent = SpanContext(TRACE_ID, SPAN_ID, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
+    try:
+        await bus.start()  # the consumer task copies this context
+    finally:
+        otel_context.detach(token)
+    async with bus:
+        await bus.publish("tick", 1)
+        await eventually(lambda: len(trace_ids) == 1)
+    assert trace_ids == [0]
+
+
 async def test_explicit_correlation_id_overrides_current(backend: Backend) -> None:
     """publish(correlation_id=...) wins over the ambient correlation id."""
     async with backend.make() as bus:

@@ -34,6 +34,7 @@ tracer = trace.get_tracer("energy_messaging.events")
 
 _MAX_REASON = 500
 ACK_ON_EXIT_TIMEOUT = 1.0
+_EMPTY_CONTEXT = otel_context.Context()
 _NO_SDK = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 _BACKOFF_MIN = 0.05
 _BACKOFF_MAX = 5.0
@@ -245,7 +246,9 @@ class Consumer:
     @staticmethod
     async def _dispatch(event: Event, handlers: Sequence[EventHandler]) -> None:
         """Run the handlers under the event's correlation id and trace context."""
-        token = otel_context.attach(extract_context(event.carrier()))
+        # Without trace headers the handler starts from an empty context, not the consumer task's.
+        parent = extract_context(event.carrier()) if event.traceparent is not None else _EMPTY_CONTEXT
+        token = otel_context.attach(parent)
         try:
             with correlation_scope(event.correlationid):
                 if tracing_enabled():
