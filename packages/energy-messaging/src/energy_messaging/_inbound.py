@@ -61,16 +61,14 @@ class Inbound:
         *,
         concurrency: int,
         max_queued: int,
-        drop_stale: bool,
         dead_letter: Callable[[DeadLetter], None],
     ) -> None:
         self._router = router
         self._concurrency = concurrency
         self._max_queued = max_queued
         self._resume_below = max(max_queued // 2, 1)
-        self._drop_stale = drop_stale
         self._dead_letter = dead_letter
-        self._queue: asyncio.Queue[tuple[paho.MQTTMessage, _Pending | None, int]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[paho.MQTTMessage, _Pending | None]] = asyncio.Queue()
         self._pending: deque[_Pending] = deque()
         self._generation = 0
         self._client: Client | None = None
@@ -123,7 +121,7 @@ class Inbound:
         if message.qos > 0:
             pending = _Pending(message.mid, message.qos, self._generation)
             self._pending.append(pending)
-        self._queue.put_nowait((message, pending, self._generation))
+        self._queue.put_nowait((message, pending))
         stats = self.stats
         stats.received += 1
         stats.last_message_at = time.time()
@@ -134,11 +132,11 @@ class Inbound:
     async def _work(self) -> None:
         queue = self._queue
         while True:
-            message, pending, generation = await queue.get()
+            message, pending = await queue.get()
             if self._client is not None and self._client._paused and queue.qsize() < self._resume_below:
                 self._client.resume_reading()
-            if pending is not None and generation != self._generation and self._drop_stale:
-                continue  # the broker redelivers it on the new connection
+            # A message of a lost connection is still handled: the broker may redeliver it
+            # (a duplicate), but after a broker crash it may also have forgotten it.
             self._busy += 1
             try:
                 await self._process(message)

@@ -145,7 +145,6 @@ class MQTTManager:
             self._router,
             concurrency=handler_concurrency,
             max_queued=max_queued_messages,
-            drop_stale=not clean_start,
             dead_letter=self._dead_letter,
         )
         self._outbound = Outbound(max_buffered_publishes)
