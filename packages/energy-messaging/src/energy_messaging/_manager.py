@@ -311,7 +311,11 @@ class MQTTManager:
                 # Some 3.1.1-only brokers (amqtt) choke on MQTT 5 CONNECT properties and never answer.
                 client.timeout = min(self._connect_timeout, _PROBE_TIMEOUT)
             try:
-                await client.__aenter__()
+                try:
+                    await client.__aenter__()
+                except BaseException:
+                    client.abandon()
+                    raise
             except MqttConnectError as exc:
                 if _reason_value(exc.rc) in _REFUSED_PROTOCOL and probing:
                     logger.info("MQTT broker %s:%s refused MQTT 5; falling back to 3.1.1", self.host, self.port)
