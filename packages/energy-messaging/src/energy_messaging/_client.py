@@ -134,7 +134,7 @@ class Client(aiomqtt.Client):
     def abandon(self) -> None:
         """Close the socket of a connect attempt that failed (aiomqtt leaves it open)."""
         with contextlib.suppress(Exception):
-            self._client._sock_close()  # noqa: SLF001 - also unregisters our reader and misc task
+            self._client._sock_close()  # paho-private: also unregisters our reader and misc task
 
     def forget_disconnect_error(self) -> None:
         """Mark aiomqtt's disconnect error as seen (the supervisor already handled the loss)."""
