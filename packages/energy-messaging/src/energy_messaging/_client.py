@@ -10,7 +10,7 @@ directly, at this single boundary:
   copy, no per-message task);
 * the socket reader can be paused, which applies TCP back-pressure to the broker when
   the bounded incoming queue is full instead of dropping;
-* publishes return a future resolved on PUBACK (no task per publish).
+* PUBACKs are reported by message id to a callback (no future or task per publish).
 
 The subclass relies on aiomqtt internals (``_client``, ``_loop``, ``_misc_loop``,
 ``_disconnected``); the dependency range pins aiomqtt below 3.
@@ -18,7 +18,6 @@ The subclass relies on aiomqtt internals (``_client``, ``_loop``, ``_misc_loop``
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +37,7 @@ class Client(aiomqtt.Client):
         *args: Any,
         deliver: Callable[[paho.MQTTMessage], None],
         lost: Callable[[], None],
+        acked: Callable[[int], None],
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -46,16 +46,14 @@ class Client(aiomqtt.Client):
         self._client.manual_ack_set(True)
         self._reader: tuple[int, Callable[[], None]] | None = None
         self._paused = False
-        self._acks: dict[int, asyncio.Future[None]] = {}
+        self._acked = acked
 
     # ------------------------------------------------------------------ paho callbacks
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         self._deliver(message)
 
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
-        future = self._acks.pop(mid, None)
-        if future is not None and not future.done():
-            future.set_result(None)
+        self._acked(mid)
 
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any = None
@@ -114,10 +112,8 @@ class Client(aiomqtt.Client):
         with contextlib.suppress(Exception):  # the connection may be gone: the broker will redeliver
             self._client.ack(mid, qos)
 
-    def send(
-        self, topic: str, payload: bytes, qos: int, retain: bool, properties: Properties | None
-    ) -> asyncio.Future[None] | None:
-        """Hand a PUBLISH to paho; return a future resolved on PUBACK (QoS > 0), or None.
+    def send(self, topic: str, payload: bytes, qos: int, retain: bool, properties: Properties | None) -> int | None:
+        """Hand a PUBLISH to paho; return its message id if a PUBACK will follow (QoS > 0), else None.
 
         Raises:
             aiomqtt.MqttCodeError: If paho refused the publish (not connected, queue full).
@@ -127,9 +123,7 @@ class Client(aiomqtt.Client):
             raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
         if qos == 0 or info.is_published():
             return None
-        future: asyncio.Future[None] = self._loop.create_future()
-        self._acks[info.mid] = future
-        return future
+        return info.mid
 
     def abandon(self) -> None:
         """Close the socket of a connect attempt that failed (aiomqtt leaves it open)."""
@@ -141,10 +135,3 @@ class Client(aiomqtt.Client):
         fut = self._disconnected
         if fut.done() and not fut.cancelled():
             fut.exception()
-
-    def fail_pending(self, exc: BaseException) -> None:
-        """Fail every publish still waiting for its PUBACK (the connection is gone)."""
-        acks, self._acks = self._acks, {}
-        for future in acks.values():
-            if not future.done():
-                future.set_exception(exc)

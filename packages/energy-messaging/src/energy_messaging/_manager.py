@@ -256,10 +256,8 @@ class MQTTManager:
                 logger.warning(
                     "MQTT shutdown: handlers still busy after %.1f s; unacked messages are redelivered", timeout
                 )
-            while time.monotonic() < deadline:
-                if not (self._outbound.buffer or self._outbound._inflight):
-                    break
-                await asyncio.sleep(0.01)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbound.wait_idle(), max(deadline - time.monotonic(), 0.0))
         self._stopping.set()
         if self._supervisor is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -363,8 +361,11 @@ class MQTTManager:
             max_inflight_messages=self._max_inflight,
             properties=properties,
             tls_context=self._tls,
+            # Small PUBLISH/PUBACK packets must not wait for Nagle + delayed ACK (~40 ms).
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
             deliver=self._inbound.deliver,
             lost=self._lost.set,
+            acked=self._outbound.acked,
         )
 
     async def _serve(self, client: Client) -> None:
@@ -402,7 +403,7 @@ class MQTTManager:
         self._client = None
         self._connected.clear()
         self._inbound.connection_lost()
-        self._outbound.detach(MessagingConnectionError("connection lost"))
+        self._outbound.detach()
         if self._lost.is_set() or self._aborting:
             with contextlib.suppress(Exception):
                 await client.__aexit__(None, None, None)
@@ -530,7 +531,14 @@ class MQTTManager:
         done = asyncio.get_running_loop().create_future() if wait else None
         self._outbound.submit(Outgoing(topic, data, qos, retain, props, done))
         if done is not None:
-            await asyncio.shield(done)
+            await done  # cancelling the wait does not withdraw the message
+
+    async def flush(self) -> None:
+        """Wait until every accepted publish was sent and, for QoS > 0, acknowledged.
+
+        Use it after ``publish(..., wait=False)`` bursts; bound it with ``asyncio.timeout``.
+        """
+        await self._outbound.wait_idle()
 
     # ------------------------------------------------------------------ dead letters
     def dead_letter(self, letter: DeadLetter) -> None:

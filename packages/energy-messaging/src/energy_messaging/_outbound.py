@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 from collections import deque
 from collections.abc import Mapping
@@ -98,8 +97,27 @@ class Outbound:
         self.max_buffered = max_buffered
         self.buffer: deque[Outgoing] = deque()
         self.client: Client | None = None
-        self._inflight: dict[int, Outgoing] = {}
-        self._ids = 0
+        self._inflight: dict[int, Outgoing] = {}  # by message id, in send order
+        self._idle: list[asyncio.Future[None]] = []
+
+    @property
+    def pending(self) -> int:
+        """Publishes buffered or awaiting their PUBACK."""
+        return len(self.buffer) + len(self._inflight)
+
+    async def wait_idle(self) -> None:
+        """Return once nothing is buffered or awaiting a PUBACK."""
+        if self.pending:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._idle.append(waiter)
+            await waiter
+
+    def _check_idle(self) -> None:
+        if self._idle and not self.pending:
+            waiters, self._idle = self._idle, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     @staticmethod
     def context(v5: bool) -> tuple[dict[str, str] | None, list[tuple[str, str]]]:
@@ -130,30 +148,25 @@ class Outbound:
 
     def _send(self, client: Client, item: Outgoing) -> bool:
         try:
-            ack = client.send(item.topic, item.payload, item.qos, item.retain, item.properties)
+            mid = client.send(item.topic, item.payload, item.qos, item.retain, item.properties)
         except Exception:  # noqa: BLE001 - paho refused: the connection just went away
             self.buffer.appendleft(item)
             return False
-        if ack is None:
+        if mid is None:
             if item.done is not None and not item.done.done():
                 item.done.set_result(None)
-            return True
-        self._ids += 1
-        key = self._ids
-        self._inflight[key] = item
-        ack.add_done_callback(functools.partial(self._acked, key))
+            self._check_idle()
+        else:
+            self._inflight[mid] = item
         return True
 
-    def _acked(self, key: int, fut: asyncio.Future[None]) -> None:
-        item = self._inflight.pop(key, None)
-        if item is None:
-            return
-        if fut.cancelled() or fut.exception() is not None:
-            # Connection lost before PUBACK: send again after reconnect (at least once).
-            self.buffer.appendleft(item)
-            return
-        if item.done is not None and not item.done.done():
+    def acked(self, mid: int) -> None:
+        """The broker acknowledged ``mid`` (called by the client)."""
+        item = self._inflight.pop(mid, None)
+        if item is not None and item.done is not None and not item.done.done():
             item.done.set_result(None)
+        if not self._inflight:
+            self._check_idle()
 
     def attach(self, client: Client) -> None:
         """Connected: flush the buffer in order, then send directly."""
@@ -162,14 +175,12 @@ class Outbound:
             if not self._send(client, self.buffer.popleft()):
                 break
 
-    def detach(self, exc: BaseException) -> None:
-        """Disconnected: publishes waiting for PUBACK go back to the buffer."""
-        client, self.client = self.client, None
-        if client is not None:
-            client.fail_pending(exc)
-        # fail_pending resolves futures whose callbacks run later; move them back now, oldest first.
-        for key in sorted(self._inflight, reverse=True):
-            self.buffer.appendleft(self._inflight.pop(key))
+    def detach(self) -> None:
+        """Disconnected: publishes still waiting for their PUBACK go back to the buffer (at least once)."""
+        self.client = None
+        for item in reversed(self._inflight.values()):
+            self.buffer.appendleft(item)
+        self._inflight.clear()
 
     def fail_all(self, exc: BaseException) -> int:
         """Fail every buffered publish (at shutdown); return how many there were."""

@@ -1,0 +1,361 @@
+"""MQTT benchmark on the shared Mosquitto: MQTTManager vs raw aiomqtt vs raw paho.
+
+    python bench/bench_mqtt.py            3 interleaved rounds, 50,000 telemetry messages
+    python bench/bench_mqtt.py --quick    1 round, 10,000 messages
+
+Sections (variants run in interleaved rounds in a shuffled order; medians; ratios):
+
+consume   A paho publisher in a separate process sends N QoS 0 telemetry messages
+          (``<prefix>/devices/<id>/telemetry``, JSON) as fast as it can; the consumer
+          in this process routes the topic (wildcard filter with the device id), decodes
+          the JSON and calls a handler that counts. Reported: messages per second of wall
+          time (first to last message) and per CPU second of this process.
+          Variants: ``energy`` (MQTTManager.subscribe with ``{device_id}``), ``aiomqtt``
+          (``async for message in client.messages`` + ``Topic.matches`` + json.loads),
+          ``paho`` (paho's own network thread, ``topic_matches_sub`` + json.loads).
+publish   QoS 1 publishing of N/5 JSON messages with up to 100 publishes in flight:
+          ``energy`` (a sliding window of 100 concurrent ``publish()`` calls),
+          ``energy-nowait`` (``publish(wait=False)`` then one ``flush()``),
+          ``energy-serial`` (awaiting each PUBACK in turn), ``paho`` (``max_inflight_messages_set(100)``, network
+          thread, wait for the last ``wait_for_publish``).
+latency   One publisher and one subscriber in this process, QoS 1, 1,000 msg/s for 2 s:
+          p50/p99 of receive time minus send time, ``energy`` vs ``aiomqtt``.
+import    ``import energy_messaging`` vs ``import aiomqtt`` in fresh interpreters:
+          wall time and traced memory (medians of 7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiomqtt
+import paho.mqtt.client as paho
+from energy_messaging import MQTTManager, MQTTMessage
+
+HOST = os.environ.get("ENERGY_BENCH_MQTT_HOST", "127.0.0.1")
+PORT = int(os.environ.get("ENERGY_BENCH_MQTT_PORT", "1883"))
+IDLE = 3.0  # seconds without a message that end a consume run
+
+PUBLISHER = """
+import json, sys, time
+import paho.mqtt.client as paho
+prefix, count = sys.argv[1], int(sys.argv[2])
+c = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+c.connect(sys.argv[3], int(sys.argv[4]))
+c.loop_start()
+for n in range(count):
+    payload = json.dumps({"ts": time.time(), "seq": n, "power_w": 1234.5, "voltage_v": 230.1, "energy_kwh": 12.25})
+    info = c.publish(f"{prefix}/devices/d{n % 100}/telemetry", payload, qos=0)
+    while len(c._out_packet) > 2000:  # keep paho's buffer bounded; Mosquitto does the rest
+        time.sleep(0.0005)
+c.publish(f"{prefix}/done", b"1", qos=1).wait_for_publish()
+c.loop_stop()
+c.disconnect()
+"""
+
+
+def start_publisher(prefix: str, count: int) -> subprocess.Popen[bytes]:
+    """Start the fast publisher process."""
+    return subprocess.Popen([sys.executable, "-c", PUBLISHER, prefix, str(count), HOST, str(PORT)])
+
+
+class Counter:
+    """Counts handled messages and remembers the first/last arrival time."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.params_ok = True
+
+    def hit(self, device_id: str, payload: Any) -> None:
+        """Record one handled message."""
+        now = time.perf_counter()
+        if self.count == 0:
+            self.first = now
+        self.last = now
+        self.count += 1
+        if not device_id or "power_w" not in payload:
+            self.params_ok = False
+
+
+async def wait_idle(counter: Counter, count: int) -> None:
+    """Return when every message arrived or none came for IDLE seconds."""
+    seen, since = -1, time.perf_counter()
+    while counter.count < count:
+        await asyncio.sleep(0.05)
+        if counter.count != seen:
+            seen, since = counter.count, time.perf_counter()
+        elif time.perf_counter() - since > IDLE:
+            break
+
+
+async def consume_energy(prefix: str, count: int) -> tuple[Counter, float]:
+    """MQTTManager consumer."""
+    counter = Counter()
+    async with MQTTManager(HOST, PORT, max_queued_messages=1000) as mqtt:
+
+        async def handler(message: MQTTMessage) -> None:
+            counter.hit(message.params["device_id"], message.payload)
+
+        await mqtt.subscribe(f"{prefix}/devices/{{device_id}}/telemetry", handler, qos=0)
+        return await run_consume(prefix, count, counter)
+
+
+async def consume_aiomqtt(prefix: str, count: int) -> tuple[Counter, float]:
+    """Raw aiomqtt consumer."""
+    counter = Counter()
+    async with aiomqtt.Client(HOST, PORT, protocol=aiomqtt.ProtocolVersion.V5) as client:
+        await client.subscribe(f"{prefix}/devices/+/telemetry", qos=0)
+
+        async def loop() -> None:
+            pattern = f"{prefix}/devices/+/telemetry"
+            async for message in client.messages:
+                if message.topic.matches(pattern):
+                    counter.hit(message.topic.value.split("/")[-2], json.loads(message.payload))  # type: ignore[arg-type]
+
+        task = asyncio.create_task(loop())
+        try:
+            return await run_consume(prefix, count, counter)
+        finally:
+            task.cancel()
+
+
+async def consume_paho(prefix: str, count: int) -> tuple[Counter, float]:
+    """Raw paho consumer (its own network thread)."""
+    counter = Counter()
+    pattern = f"{prefix}/devices/+/telemetry"
+    ready = threading.Event()
+
+    def on_message(client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if paho.topic_matches_sub(pattern, message.topic):
+            counter.hit(message.topic.split("/")[-2], json.loads(message.payload))
+
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.on_message = on_message
+    client.on_subscribe = lambda *args: ready.set()
+    client.connect(HOST, PORT)
+    client.loop_start()
+    client.subscribe(pattern, qos=0)
+    await asyncio.to_thread(ready.wait, 5)
+    try:
+        return await run_consume(prefix, count, counter)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+async def run_consume(prefix: str, count: int, counter: Counter) -> tuple[Counter, float]:
+    """Run the publisher against a ready consumer; return the counter and CPU seconds used."""
+    cpu = time.process_time()
+    proc = start_publisher(prefix, count)
+    await wait_idle(counter, count)
+    used = time.process_time() - cpu
+    await asyncio.to_thread(proc.wait, 30)
+    return counter, used
+
+
+CONSUMERS: dict[str, Callable[[str, int], Awaitable[tuple[Counter, float]]]] = {
+    "energy": consume_energy,
+    "aiomqtt": consume_aiomqtt,
+    "paho": consume_paho,
+}
+
+
+async def publish_energy_nowait(prefix: str, count: int) -> float:
+    """QoS 1 publishing with ``wait=False`` (paho's window of 100) and one ``flush()``; return seconds."""
+    async with MQTTManager(HOST, PORT, max_inflight=100) as mqtt:
+        start = time.perf_counter()
+        for n in range(count):
+            await mqtt.publish(f"{prefix}/pub", {"seq": n, "power_w": 1234.5}, qos=1, wait=False)
+            if n % 100 == 99:
+                await asyncio.sleep(0)  # let PUBACKs in
+        await mqtt.flush()
+        return time.perf_counter() - start
+
+
+async def publish_energy(prefix: str, count: int, *, serial: bool = False) -> float:
+    """QoS 1 publishing with MQTTManager; return seconds."""
+    async with MQTTManager(HOST, PORT, max_inflight=100) as mqtt:
+        start = time.perf_counter()
+        if serial:
+            for n in range(count):
+                await mqtt.publish(f"{prefix}/pub", {"seq": n, "power_w": 1234.5}, qos=1)
+        else:
+            window = asyncio.Semaphore(100)  # a sliding window: at most 100 awaiting their PUBACK
+
+            async def one(n: int) -> None:
+                async with window:
+                    await mqtt.publish(f"{prefix}/pub", {"seq": n, "power_w": 1234.5}, qos=1)
+
+            await asyncio.gather(*(one(n) for n in range(count)))
+        return time.perf_counter() - start
+
+
+async def publish_paho(prefix: str, count: int) -> float:
+    """QoS 1 publishing with paho (network thread, 100 in flight); return seconds."""
+
+    def run() -> float:
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        client.max_inflight_messages_set(100)
+        client.max_queued_messages_set(0)
+        client.connect(HOST, PORT)
+        client.loop_start()
+        start = time.perf_counter()
+        info = None
+        for n in range(count):
+            info = client.publish(f"{prefix}/pub", json.dumps({"seq": n, "power_w": 1234.5}), qos=1)
+        assert info is not None
+        info.wait_for_publish(60)
+        elapsed = time.perf_counter() - start
+        client.loop_stop()
+        client.disconnect()
+        return elapsed
+
+    return await asyncio.to_thread(run)
+
+
+async def latency_energy(prefix: str, rate: int, seconds: float) -> list[float]:
+    """Latencies (s) with MQTTManager on both ends."""
+    samples: list[float] = []
+    async with MQTTManager(HOST, PORT) as sub, MQTTManager(HOST, PORT) as pub:
+
+        async def handler(message: MQTTMessage) -> None:
+            samples.append(time.perf_counter() - message.payload["t"])
+
+        await sub.subscribe(f"{prefix}/lat", handler, qos=1)
+        await paced(rate, seconds, lambda: pub.publish(f"{prefix}/lat", {"t": time.perf_counter()}, qos=1, wait=False))
+        await asyncio.sleep(0.5)
+    return samples
+
+
+async def latency_aiomqtt(prefix: str, rate: int, seconds: float) -> list[float]:
+    """Latencies (s) with raw aiomqtt on both ends."""
+    samples: list[float] = []
+    v5 = aiomqtt.ProtocolVersion.V5
+    async with aiomqtt.Client(HOST, PORT, protocol=v5) as sub, aiomqtt.Client(HOST, PORT, protocol=v5) as pub:
+        await sub.subscribe(f"{prefix}/lat", qos=1)
+
+        async def loop() -> None:
+            async for message in sub.messages:
+                received = time.perf_counter()
+                samples.append(received - json.loads(message.payload)["t"])  # type: ignore[arg-type]
+
+        task = asyncio.create_task(loop())
+
+        async def send() -> None:
+            await pub.publish(f"{prefix}/lat", json.dumps({"t": time.perf_counter()}), qos=1)
+
+        tasks: list[asyncio.Task[None]] = []
+        await paced(rate, seconds, lambda: tasks.append(asyncio.create_task(send())) or asyncio.sleep(0))
+        await asyncio.gather(*tasks)
+        await asyncio.sleep(0.5)
+        task.cancel()
+    return samples
+
+
+async def paced(rate: int, seconds: float, send: Callable[[], Awaitable[Any]]) -> None:
+    """Call ``send`` ``rate`` times per second for ``seconds``."""
+    start = time.perf_counter()
+    for n in range(int(rate * seconds)):
+        delay = start + n / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await send()
+
+
+def import_cost(module: str) -> tuple[float, float]:
+    """(seconds, traced MiB) of importing ``module`` in a fresh interpreter."""
+    code = (
+        "import time, tracemalloc; tracemalloc.start(); t = time.perf_counter(); "
+        f"import {module}; d = time.perf_counter() - t; print(d, tracemalloc.get_traced_memory()[0])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), int(out[1]) / 2**20
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main(quick: bool) -> None:
+    """Run every section and print the report."""
+    rounds = 1 if quick else 3
+    count = 10_000 if quick else 50_000
+    run_id = uuid.uuid4().hex[:8]
+    print(f"MQTT benchmark on {HOST}:{PORT}; {rounds} round(s); {count} messages per consume run\n")
+
+    rates: dict[str, list[float]] = {name: [] for name in CONSUMERS}
+    cpu_rates: dict[str, list[float]] = {name: [] for name in CONSUMERS}
+    for r in range(rounds):
+        order = list(CONSUMERS)
+        random.shuffle(order)
+        for name in order:
+            counter, cpu = await CONSUMERS[name](f"bench/{run_id}/c{r}{name}", count)
+            span = max(counter.last - counter.first, 1e-9)
+            rates[name].append(counter.count / span)
+            cpu_rates[name].append(counter.count / max(cpu, 1e-9))
+            lost = count - counter.count
+            print(f"  consume {name:8s} {counter.count:6d} msgs ({lost} lost) {counter.count / span:9.0f} msg/s")
+    base = statistics.median(rates["aiomqtt"])
+    base_cpu = statistics.median(cpu_rates["aiomqtt"])
+    print("\nconsume (routing + JSON + handler), median msg/s      ratio to raw aiomqtt (wall / CPU)")
+    for name in CONSUMERS:
+        wall, cpu_rate = statistics.median(rates[name]), statistics.median(cpu_rates[name])
+        print(f"  {name:14s} {wall:9.0f}/s  {cpu_rate:9.0f}/CPU-s   {wall / base:5.2f}x / {cpu_rate / base_cpu:5.2f}x")
+
+    pub_count = count // 5
+    pubs: dict[str, list[float]] = {"energy": [], "energy-nowait": [], "energy-serial": [], "paho": []}
+    runners: dict[str, Callable[[str], Awaitable[float]]] = {
+        "energy": lambda p: publish_energy(p, pub_count),
+        "energy-nowait": lambda p: publish_energy_nowait(p, pub_count),
+        "energy-serial": lambda p: publish_energy(p, pub_count // 5, serial=True),
+        "paho": lambda p: publish_paho(p, pub_count),
+    }
+    for r in range(rounds):
+        order = list(runners)
+        random.shuffle(order)
+        for name in order:
+            n = pub_count // 5 if name == "energy-serial" else pub_count
+            pubs[name].append(n / await runners[name](f"bench/{run_id}/p{r}"))
+    print(f"\nQoS 1 publish ({pub_count} msgs, up to 100 in flight), median msg/s   ratio to paho")
+    for name, values in pubs.items():
+        value = statistics.median(values)
+        print(f"  {name:14s} {value:9.0f}/s   {value / statistics.median(pubs['paho']):5.2f}x")
+
+    print("\nlatency at 1,000 msg/s for 2 s, QoS 1 (ms)          p50      p99")
+    for name, fn in (("energy", latency_energy), ("aiomqtt", latency_aiomqtt)):
+        samples = await fn(f"bench/{run_id}/l{name}", 1000, 1.0 if quick else 2.0)
+        print(f"  {name:14s} {len(samples):5d} msgs   {pct(samples, 0.5) * 1e3:7.2f}  {pct(samples, 0.99) * 1e3:7.2f}")
+
+    imports: dict[str, list[tuple[float, float]]] = {"aiomqtt": [], "energy_messaging": []}
+    for _ in range(3 if quick else 7):
+        for module in random.sample(list(imports), 2):
+            imports[module].append(import_cost(module))
+    print("\nimport (fresh interpreter, medians)            time (ms)   traced MiB   ratio to aiomqtt")
+    ref_t = statistics.median(t for t, _ in imports["aiomqtt"])
+    ref_m = statistics.median(m for _, m in imports["aiomqtt"])
+    for module, values in imports.items():
+        t = statistics.median(v for v, _ in values)
+        m = statistics.median(v for _, v in values)
+        print(f"  {module:18s} {t * 1e3:8.1f}   {m:8.2f}     {t / ref_t:4.2f}x / {m / ref_m:4.2f}x")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one short round")
+    asyncio.run(main(parser.parse_args().quick))
