@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -35,7 +35,7 @@ class Command:
     device_id: str
     command: str
     params: dict[str, Any] = field(default_factory=dict)
-    command_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    command_id: str = field(default_factory=lambda: os.urandom(16).hex())
     correlation_id: str | None = None
     state: CommandState = "queued"
     result: Any = None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -75,7 +75,7 @@ class DeviceManager:
         self.mqtt = mqtt
         self.registry: DeviceRegistry = registry if registry is not None else InMemoryDeviceRegistry()
         self.topics = DeviceTopics(topic_root)
-        self.instance_id = topic_level(instance_id or uuid.uuid4().hex[:12], name="instance_id")
+        self.instance_id = topic_level(instance_id or os.urandom(6).hex(), name="instance_id")
         self.command_timeout = command_timeout
         self._on_command = on_command
         self._on_status = on_status

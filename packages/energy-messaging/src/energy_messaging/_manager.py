@@ -6,11 +6,10 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import random
+import os
 import socket
 import ssl
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -122,7 +121,7 @@ class MQTTManager:
         self._username = username
         self._password = password
         self._auto_id = client_id is None
-        self.client_id = client_id or f"energy-{uuid.uuid4().hex[:16]}"
+        self.client_id = client_id or f"energy-{os.urandom(8).hex()}"
         self._protocol_choice = protocol
         self._tls = ssl.create_default_context() if tls is True else (tls or None)
         self._keepalive = keepalive
@@ -280,7 +279,8 @@ class MQTTManager:
             except (aiomqtt.MqttError, OSError) as exc:
                 self._last_error = str(exc) or type(exc).__name__
                 low, high = self._delays
-                delay = min(high, low * 2**attempt) * (0.5 + random.random() / 2)  # noqa: S311 - jitter
+                jitter = int.from_bytes(os.urandom(2), "big") / 65_535  # no `random` import: keeps import cheap
+                delay = min(high, low * 2**attempt) * (0.5 + jitter / 2)
                 attempt += 1
                 logger.warning(
                     "MQTT connect to %s:%s failed (%s); retrying in %.2f s", self.host, self.port, exc, delay
