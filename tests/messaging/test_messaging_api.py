@@ -23,6 +23,16 @@ def test_version_and_all_are_pinned() -> None:
     assert isinstance(energy_messaging.__version__, str)
 
 
+def test_top_level_names_load_lazily() -> None:
+    """``import energy_messaging`` does not import aiomqtt until a name is used; unknown names raise AttributeError."""
+    code = "import sys, energy_messaging as m; a = 'aiomqtt' in sys.modules; m.MQTTManager; print(a, 'aiomqtt' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["False", "True"]
+    with pytest.raises(AttributeError):
+        _ = energy_messaging.NoSuchThing
+    assert "MQTTManager" in dir(energy_messaging)
+
+
 def test_seed_import_path() -> None:
     """The seed's ``libs.messaging.mqtt`` import works under its new name."""
     from energy_messaging.mqtt import DeviceManager, MQTTManager
@@ -31,10 +41,18 @@ def test_seed_import_path() -> None:
     assert DeviceManager is energy_messaging.DeviceManager
 
 
-def test_import_does_not_pull_heavy_modules() -> None:
-    """``import energy_messaging`` imports none of fastapi, sqlalchemy, redis, httpx, pydantic or OpenTelemetry."""
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import energy_messaging",
+        "from energy_messaging.mqtt import MQTTManager, DeviceManager",
+        "import energy_messaging.devices, energy_messaging.simulator, energy_messaging.health, energy_messaging.topics",
+    ],
+)
+def test_import_does_not_pull_heavy_modules(statement: str) -> None:
+    """The MQTT and device modules import none of fastapi, sqlalchemy, redis, httpx, pydantic or OpenTelemetry."""
     code = (
-        "import sys, energy_messaging; "
+        f"import sys; {statement}; "
         "print(','.join(m for m in ('fastapi','sqlalchemy','redis','httpx','pydantic','opentelemetry') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

@@ -261,3 +261,80 @@ def free_tcp_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def test_graceful_shutdown_drains_running_handlers(
+    make_manager: Callable[..., MQTTManager], mqtt_topic_prefix: str
+) -> None:
+    """disconnect() lets queued and running handlers finish before it returns."""
+    done: list[int] = []
+    sub = make_manager(handler_concurrency=2)
+    await sub.connect()
+
+    async def slow(m: MQTTMessage) -> None:
+        await asyncio.sleep(0.1)
+        done.append(m.payload["n"])
+
+    await sub.subscribe(f"{mqtt_topic_prefix}/slow", slow)
+    async with make_manager() as pub:
+        for n in range(5):
+            await pub.publish(f"{mqtt_topic_prefix}/slow", {"n": n})
+    await wait_until(lambda: sub.state.messages_received == 5)
+    await sub.disconnect(timeout=10)
+    assert sorted(done) == [0, 1, 2, 3, 4]
+    assert not sub.is_connected
+
+
+async def test_unfinished_message_is_redelivered_after_shutdown_timeout(
+    make_manager: Callable[..., MQTTManager], mqtt_topic_prefix: str
+) -> None:
+    """A handler still running at the shutdown deadline leaves its QoS 1 message unacked; the session gets it again."""
+    client_id = f"redeliver-{mqtt_topic_prefix.rsplit('/', 1)[-1]}"
+    topic = f"{mqtt_topic_prefix}/stuck"
+    never = asyncio.Event()
+    first = make_manager(client_id=client_id, session_expiry=30)
+    await first.connect()
+
+    async def stuck(m: MQTTMessage) -> None:
+        await never.wait()
+
+    await first.subscribe(topic, stuck)
+    async with make_manager() as pub:
+        await pub.publish(topic, {"n": 1})
+    await wait_until(lambda: first.state.messages_received == 1)
+    await first.disconnect(timeout=0.2)
+    again: list[MQTTMessage] = []
+    second = make_manager(client_id=client_id, session_expiry=0)
+
+    async def record(m: MQTTMessage) -> None:
+        again.append(m)
+
+    await second.subscribe(topic, record)
+    async with second:
+        await wait_until(lambda: len(again) == 1)
+    assert again[0].payload == {"n": 1}
+    assert again[0].duplicate
+
+
+async def test_bounded_queue_applies_back_pressure_without_loss(
+    make_manager: Callable[..., MQTTManager], mqtt_topic_prefix: str
+) -> None:
+    """With a tiny incoming queue and a slow handler, reading pauses and every QoS 0 message still arrives."""
+    handled: list[int] = []
+    async with make_manager(max_queued_messages=4, handler_concurrency=1) as sub:
+        peak = 0
+
+        async def slow(m: MQTTMessage) -> None:
+            nonlocal peak
+            peak = max(peak, sub.state.queued_messages)
+            await asyncio.sleep(0.002)
+            handled.append(m.payload["n"])
+
+        await sub.subscribe(f"{mqtt_topic_prefix}/bp", slow, qos=0)
+        async with make_manager() as pub:
+            for n in range(200):
+                await pub.publish(f"{mqtt_topic_prefix}/bp", {"n": n}, qos=0, wait=False)
+            await pub.flush()
+        await wait_until(lambda: len(handled) == 200, 15)
+    assert handled == list(range(200))
+    assert peak <= 4 + 16  # the queue bound plus what one socket read can carry
