@@ -16,6 +16,7 @@ from energy_messaging.errors import (
     NotConnectedError,
     PayloadEncodeError,
     PublishBufferFullError,
+    PublishError,
     TopicValidationError,
 )
 from pydantic import BaseModel
@@ -338,3 +339,41 @@ async def test_bounded_queue_applies_back_pressure_without_loss(
         await wait_until(lambda: len(handled) == 200, 15)
     assert handled == list(range(200))
     assert peak <= 4 + 16  # the queue bound plus what one socket read can carry
+
+
+async def test_refused_publish_raises_publish_error(mosquitto_factory: Callable[..., Any], tmp_path: Any) -> None:
+    """A QoS 1 publish the broker refuses (ACL) raises PublishError with the MQTT 5 reason code."""
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite allowed/#\n")
+    broker = mosquitto_factory([*(["user root"] if os.geteuid() == 0 else []), f"acl_file {acl}"])
+    async with MQTTManager(broker.host, broker.port) as mqtt:
+        await mqtt.publish("allowed/x", {"ok": True})
+        with pytest.raises(PublishError) as info:
+            await mqtt.publish("denied/x", {"ok": False})
+    assert info.value.details["reason_code"] == 0x87
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_trace_context_crosses_mqtt(
+    make_manager: Callable[..., MQTTManager], mqtt_topic_prefix: str, protocol: str
+) -> None:
+    """The publisher's W3C trace context becomes the handler's parent span on MQTT 5 and on 3.1.1."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    parent = SpanContext(trace_id=0x1234, span_id=0x5678, is_remote=False, trace_flags=TraceFlags(1))
+    seen: list[tuple[int, Any]] = []
+    async with make_manager(protocol=protocol) as mqtt:
+
+        async def handler(m: MQTTMessage) -> None:
+            seen.append((trace.get_current_span().get_span_context().trace_id, m.payload))
+
+        await mqtt.subscribe(f"{mqtt_topic_prefix}/trace", handler)
+        token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
+        try:
+            await mqtt.publish(f"{mqtt_topic_prefix}/trace", {"v": 1})
+        finally:
+            otel_context.detach(token)
+        await wait_until(lambda: len(seen) == 1)
+    assert seen == [(0x1234, {"v": 1})]  # the _ctx field never reaches the handler

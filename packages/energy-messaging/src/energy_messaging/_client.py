@@ -37,7 +37,7 @@ class Client(aiomqtt.Client):
         *args: Any,
         deliver: Callable[[paho.MQTTMessage], None],
         lost: Callable[[], None],
-        acked: Callable[[int], None],
+        acked: Callable[[int, int], None],
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -53,7 +53,8 @@ class Client(aiomqtt.Client):
         self._deliver(message)
 
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
-        self._acked(mid)
+        code = getattr(reason_code, "value", 0)
+        self._acked(mid, code if isinstance(code, int) else 0)
 
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any = None

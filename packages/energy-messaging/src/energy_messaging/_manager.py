@@ -334,6 +334,7 @@ class MQTTManager(Connection):
             TopicValidationError: If the topic contains wildcards or NUL, or QoS is invalid.
             PayloadEncodeError: If the payload is not JSON-serialisable.
             PublishBufferFullError: If disconnected and the buffer is full.
+            PublishError: If the broker refused the message (MQTT 5 reason code >= 0x80).
             NotConnectedError: If the manager is not started.
         """
         if self._supervisor is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,10 +15,12 @@ from paho.mqtt.properties import Properties
 
 from energy_messaging import _context
 from energy_messaging._client import Client
-from energy_messaging._errors import PayloadEncodeError, PublishBufferFullError, TopicValidationError
+from energy_messaging._errors import PayloadEncodeError, PublishBufferFullError, PublishError, TopicValidationError
 from energy_messaging._protocol import CONTEXT_FIELD
 
 __all__ = ["Outbound", "Outgoing", "encode_payload", "make_properties"]
+
+logger = logging.getLogger("energy_messaging.mqtt")
 
 _PROPERTY_KEYS = {
     "response_topic": "ResponseTopic",
@@ -160,11 +163,21 @@ class Outbound:
             self._inflight[mid] = item
         return True
 
-    def acked(self, mid: int) -> None:
-        """The broker acknowledged ``mid`` (called by the client)."""
+    def acked(self, mid: int, reason: int = 0) -> None:
+        """The broker acknowledged ``mid`` (called by the client); a reason >= 0x80 is a refusal."""
         item = self._inflight.pop(mid, None)
         if item is not None and item.done is not None and not item.done.done():
-            item.done.set_result(None)
+            if reason >= 0x80:
+                item.done.set_exception(
+                    PublishError(
+                        f"The broker refused the message to {item.topic!r} (reason code {reason}); check its ACL and quotas.",
+                        {"topic": item.topic, "reason_code": reason},
+                    )
+                )
+            else:
+                item.done.set_result(None)
+        elif item is not None and reason >= 0x80:
+            logger.warning("MQTT broker refused a message to %s (reason code %d)", item.topic, reason)
         if not self._inflight:
             self._check_idle()
 
