@@ -190,3 +190,18 @@ async def test_telemetry_handler_per_type_and_last_seen(mqtt: MQTTManager, mqtt_
     assert {"ts", "power_w", "voltage_v", "energy_kwh"} <= set(got[0][1])
     assert (await devices.get_device("sensor001")).last_seen is not None
     assert [d.device_id for d in await devices.list_devices(device_type="thermostat")] == ["other"]
+
+
+async def test_status_seen_before_registration_is_applied(
+    mqtt: MQTTManager,
+    mqtt_broker: Any,
+    root: str,
+) -> None:
+    """A device that announced itself (retained online) before it was registered is online once registered."""
+    devices = DeviceManager(mqtt, topic_root=root)
+    await devices.start()
+    async with simulator(mqtt_broker, root, interval=None) as sim:
+        await wait_until(lambda: "sensor001" in devices._early_status)
+        device = await devices.register_device("sensor001", "meter")
+        assert (device.status, device.status_seq) == ("online", sim.seq)
+        assert (await devices.get_device("sensor001")).status == "online"

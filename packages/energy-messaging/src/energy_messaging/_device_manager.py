@@ -22,7 +22,7 @@ from energy_messaging._errors import (
 )
 from energy_messaging._manager import MQTTManager
 from energy_messaging._message import DeadLetter, MQTTMessage
-from energy_messaging._protocol import DeviceTopics, command_payload, now_ms, parse_reply, parse_status
+from energy_messaging._protocol import DeviceTopics, StatusUpdate, command_payload, now_ms, parse_reply, parse_status
 from energy_messaging._registry import Device, DeviceRegistry, DeviceState, InMemoryDeviceRegistry
 from energy_messaging._topics import TopicPattern, topic_level, validate_topic
 
@@ -35,6 +35,7 @@ TelemetryHandler = Callable[[Device, MQTTMessage], Awaitable[Any]]
 OfflinePolicy = Literal["fail", "wait", "send"]
 
 _TOUCH_INTERVAL = 1.0  # seconds between last-seen writes per device
+_EARLY_STATUS_LIMIT = 10_000  # status messages kept for devices not registered yet
 
 
 class DeviceManager:
@@ -85,6 +86,8 @@ class DeviceManager:
         self._online_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._touched: dict[str, float] = {}
         self._extra_topics: dict[str, str] = {}
+        # Status seen before the device was registered (retained messages arrive first).
+        self._early_status: dict[str, StatusUpdate] = {}
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -135,6 +138,9 @@ class DeviceManager:
             device.status, device.status_seq, device.last_seen = current.status, current.status_seq, current.last_seen
             device.registered_at = current.registered_at
         await self.registry.add(device)
+        early = self._early_status.pop(device_id, None)
+        if early is not None and await self.registry.set_status(device_id, early.status, early.seq, time.time()):
+            device.status, device.status_seq = early.status, early.seq
         for topic in extra:
             if topic not in self._extra_topics and TopicPattern(self.topics.telemetry_filter).match(topic) is None:
                 self._extra_topics[topic] = device_id
@@ -191,6 +197,10 @@ class DeviceManager:
             self.mqtt.dead_letter(DeadLetter(message.topic, message.raw, "validation_error", str(exc)))
             return
         if not await self.registry.set_status(device_id, update.status, update.seq, time.time()):
+            if await self.registry.get(device_id) is None:
+                if len(self._early_status) >= _EARLY_STATUS_LIMIT:
+                    self._early_status.pop(next(iter(self._early_status)))
+                self._early_status[device_id] = update
             return
         if update.status == "online":
             for waiter in self._online_waiters.pop(device_id, []):
