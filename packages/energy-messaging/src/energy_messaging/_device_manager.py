@@ -13,7 +13,7 @@ from typing import Any, Literal
 from energy_common.context import get_correlation_id
 from energy_common.exceptions import ResourceNotFoundError
 
-from energy_messaging._commands import Command, CommandHook
+from energy_messaging._commands import Command, CommandHook, CommandState
 from energy_messaging._errors import (
     CommandExpiredError,
     CommandFailedError,
@@ -326,7 +326,7 @@ class DeviceManager:
                 waiters.remove(waiter)
         return True
 
-    async def _transition(self, cmd: Command, state: Any) -> None:
+    async def _transition(self, cmd: Command, state: CommandState) -> None:
         cmd.move(state)
         if self._on_command is None:
             return

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
+from energy_messaging._connection import ProtocolChoice
 from energy_messaging._manager import MQTTManager
 from energy_messaging._message import MQTTMessage
 from energy_messaging._protocol import DeviceTopics, reply_payload, status_payload
@@ -53,7 +54,7 @@ class DeviceSimulator:
         *,
         topic_root: str = "devices",
         interval: float | None = 1.0,
-        protocol: Any = "auto",
+        protocol: ProtocolChoice = "auto",
         commands: dict[str, CommandFunction] | None = None,
         client_id: str | None = None,
     ) -> None:
