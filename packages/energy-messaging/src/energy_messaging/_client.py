@@ -28,6 +28,8 @@ from paho.mqtt.properties import Properties
 
 __all__ = ["Client"]
 
+_READ_BATCH = 64  # packets read per readiness event at most (fairness with other tasks)
+
 
 class Client(aiomqtt.Client):
     """aiomqtt client with manual acks, direct delivery and pausable reads (internal)."""
@@ -63,9 +65,25 @@ class Client(aiomqtt.Client):
         self._lost()
 
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        packet_read = getattr(client, "_packet_read", None)
+        rc_handle = getattr(client, "_loop_rc_handle", None)
+
         def on_readable() -> None:
             try:
-                client.loop_read()
+                if packet_read is None or rc_handle is None:  # pragma: no cover - other paho versions
+                    client.loop_read()
+                else:
+                    # Read every packet that is already here (paho's loop_read takes one), so a
+                    # busy subscriber pays the event-loop round trip once per batch.
+                    for _ in range(_READ_BATCH):
+                        rc = packet_read()
+                        if rc == paho.MQTT_ERR_AGAIN:
+                            break
+                        if rc:
+                            rc_handle(rc)
+                            break
+                        if self._paused:
+                            break
                 # TLS sockets may hold decoded bytes the selector cannot see.
                 while getattr(client.socket(), "pending", lambda: 0)() > 0:
                     client.loop_read()
