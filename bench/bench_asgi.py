@@ -16,9 +16,14 @@ Variants:
             request log written as JSON to /dev/null, security headers, CORS, body
             limit, error envelope) + exception handlers.
     peer    FastAPI + asgi-correlation-id + prometheus-fastapi-instrumentator +
-            opentelemetry-instrumentation-fastapi (SDK tracer provider, in-memory
-            exporter) + Starlette CORSMiddleware + a BaseHTTPMiddleware that sets
-            security headers.
+            opentelemetry-instrumentation-fastapi (see :func:`recording_provider`) +
+            Starlette CORSMiddleware + a BaseHTTPMiddleware that sets security headers.
+
+Spans go through the pipeline a real service runs (:func:`recording_provider`): the SDK
+tracer provider with its default sampler, a ``BatchSpanProcessor`` and an exporter that
+drops what it is handed (an OTLP exporter would send it away). After every round the
+provider is flushed and the exported server spans are counted: exactly one recorded span
+per request, or the benchmark fails (a full queue dropping spans would flatter the result).
 
 Reuse: ``bench/bench_monitoring.py`` can import this module (put ``bench/`` on
 ``sys.path``) and call ``main(extra_variants={"energy+obs": lambda: energy_app(
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import statistics
@@ -80,6 +86,46 @@ def _trivial_app() -> FastAPI:
     return app
 
 
+class SpanCounter:
+    """Exporter for a ``BatchSpanProcessor``: counts what it is handed, keeps nothing."""
+
+    def __init__(self) -> None:
+        self.server_spans = 0
+        self.spans = 0
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        """Count the batch (as an exporter that sent it would, minus the network)."""
+        from opentelemetry.sdk.trace.export import SpanExportResult
+        from opentelemetry.trace import SpanKind
+
+        self.spans += len(spans)
+        self.server_spans += sum(1 for span in spans if span.kind is SpanKind.SERVER)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Nothing is buffered here."""
+        return True
+
+
+def recording_provider() -> tuple[Any, SpanCounter]:
+    """A private SDK tracer provider as a service runs it: default sampler, batch export.
+
+    Every span is recorded and sampled (``ParentBased(ALWAYS_ON)``), ended spans are
+    queued by a ``BatchSpanProcessor`` and exported from its worker thread (whose CPU
+    time counts: ``time.process_time`` is per process) to a :class:`SpanCounter`.
+    """
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    counter = SpanCounter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(counter))  # type: ignore[arg-type]
+    return provider, counter
+
+
 def bare_app() -> ASGIApp:
     """FastAPI with one trivial endpoint and nothing else."""
     return _trivial_app()
@@ -102,9 +148,6 @@ def peer_app() -> ASGIApp:
     """FastAPI with the peer libraries services commonly assemble by hand."""
     from asgi_correlation_id import CorrelationIdMiddleware
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from prometheus_client import CollectorRegistry
     from prometheus_fastapi_instrumentator import Instrumentator
     from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -122,17 +165,20 @@ def peer_app() -> ASGIApp:
             response.headers["Referrer-Policy"] = "no-referrer"
             return response
 
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, counter = recording_provider()
     app = _trivial_app()
     app.add_middleware(SecurityHeaders)
     app.add_middleware(CORSMiddleware, allow_origins=[ORIGIN])
     Instrumentator(registry=CollectorRegistry()).instrument(app)
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
     app.add_middleware(CorrelationIdMiddleware)
-    app.state.bench_exporter = exporter  # cleared between rounds so memory stays flat
+    traced(app, provider, counter)
     return app
+
+
+def traced(app: Any, provider: Any, counter: SpanCounter) -> None:
+    """Register ``app``'s span pipeline so every round checks one server span per request."""
+    app.state.bench_spans = (provider, counter)
 
 
 def default_variants() -> dict[str, Variant]:
@@ -161,10 +207,25 @@ async def drive(app: ASGIApp, requests: int) -> float:
     return elapsed
 
 
+def _spans(app: ASGIApp) -> tuple[Any, SpanCounter] | None:
+    return getattr(getattr(app, "state", None), "bench_spans", None)
+
+
 def _clear(app: ASGIApp) -> None:
-    exporter = getattr(getattr(app, "state", None), "bench_exporter", None)
-    if exporter is not None:
-        exporter.clear()
+    spans = _spans(app)
+    if spans is not None:
+        provider, counter = spans
+        provider.force_flush()
+        counter.server_spans = counter.spans = 0
+
+
+def _check(app: ASGIApp, name: str, requests: int) -> None:
+    spans = _spans(app)
+    if spans is not None:
+        provider, counter = spans
+        provider.force_flush()
+        if counter.server_spans != requests:
+            raise RuntimeError(f"{name}: {counter.server_spans} server spans exported for {requests} requests")
 
 
 def run_benchmark(
@@ -188,7 +249,9 @@ def run_benchmark(
             rng.shuffle(order)
             for name in order:
                 _clear(apps[name])
+                gc.collect()  # each round pays for its own garbage, not for the previous variant's
                 cpu = await drive(apps[name], requests)
+                _check(apps[name], name, requests)
                 samples[name].append(requests / cpu if cpu > 0 else float("inf"))
         return {name: statistics.median(values) for name, values in samples.items()}
 

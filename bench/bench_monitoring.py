@@ -9,7 +9,8 @@ All figures are medians of interleaved, shuffled rounds measured in CPU time
 1. Counter hot path, ns per call: ``increment_counter(name, tags={...})`` vs a cached
    prometheus-client child ``.inc()`` (target: within 2x) vs ``Counter.labels(...).inc()``.
 2. HTTP instrumentation on FastAPI (raw in-process ASGI loop, ``GET /ping``, one recorded
-   span per request, not exported): energy ``instrument_app`` (tracing + metrics) vs
+   server span per request, batch-exported as in ``bench_asgi.recording_provider``, and
+   checked after every round): energy ``instrument_app`` (tracing + metrics) vs
    prometheus-fastapi-instrumentator + opentelemetry-instrumentation-fastapi (target: faster).
 3. With ``bench/bench_asgi.py``'s driver: the whole energy stack plus these middlewares vs
    bare FastAPI (target >= 0.4x) and vs the peer stack.
@@ -31,8 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_asgi
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry, Counter
 
 TAGS = {"endpoint": "/users", "method": "GET"}
@@ -84,23 +83,15 @@ def counter_cases() -> dict[str, Callable[[int], float]]:
     return {"increment_counter": energy_case, "child.inc": child_case, "labels().inc": labels_case}
 
 
-def recording_provider() -> tuple[TracerProvider, InMemorySpanExporter]:
-    """A private SDK provider recording every span into memory (cleared between rounds)."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider, exporter
-
-
 def energy_obs_app() -> Any:
     """FastAPI /ping with energy_monitoring's tracing + metrics middlewares."""
     from energy_monitoring.metrics import MetricsRegistry
     from energy_monitoring.web import instrument_app
 
-    provider, exporter = recording_provider()
+    provider, counter = bench_asgi.recording_provider()
     app = bench_asgi.bare_app()
     instrument_app(app, registry=MetricsRegistry(), tracer_provider=provider)
-    app.state.bench_exporter = exporter
+    bench_asgi.traced(app, provider, counter)
     return app
 
 
@@ -109,11 +100,11 @@ def peer_obs_app() -> Any:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
     from prometheus_fastapi_instrumentator import Instrumentator
 
-    provider, exporter = recording_provider()
+    provider, counter = bench_asgi.recording_provider()
     app = bench_asgi.bare_app()
     Instrumentator(registry=CollectorRegistry()).instrument(app)
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
-    app.state.bench_exporter = exporter
+    bench_asgi.traced(app, provider, counter)
     return app
 
 
@@ -122,11 +113,11 @@ def energy_stack_obs_app() -> Any:
     from energy_monitoring.metrics import MetricsRegistry
     from energy_monitoring.web import instrumentation_middleware
 
-    provider, exporter = recording_provider()
+    provider, counter = bench_asgi.recording_provider()
     app: Any = bench_asgi.energy_app(
         instrumentation=instrumentation_middleware(registry=MetricsRegistry(), tracer_provider=provider)
     )
-    app.state.bench_exporter = exporter
+    bench_asgi.traced(app, provider, counter)
     return app
 
 
