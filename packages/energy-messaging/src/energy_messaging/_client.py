@@ -13,7 +13,9 @@ directly, at this single boundary:
 * PUBACKs are reported by message id to a callback (no future or task per publish).
 
 The subclass relies on aiomqtt internals (``_client``, ``_loop``, ``_misc_loop``,
-``_disconnected``); the dependency range pins aiomqtt below 3.
+``_disconnected``) and on three paho 2.x internals (``_packet_read``, ``_loop_rc_handle``,
+``_sock_close``; it falls back to ``loop_read`` without the first two); the dependency
+range pins aiomqtt below 3, which pins paho below 3.
 """
 
 from __future__ import annotations
