@@ -63,3 +63,11 @@ async def test_simulator_protocol(mqtt_broker: Any, mqtt_topic_prefix: str) -> N
     assert "power_w" in by_id["c1"]["result"]
     assert by_id["c2"]["status"] == "error"
     assert by_id["c2"]["error"]["code"] == "COMMAND_ERROR"
+
+
+def test_simulator_refuses_unknown_protocol() -> None:
+    """An unknown protocol name is refused when the simulator is built."""
+    from energy_messaging.errors import MessagingError
+
+    with pytest.raises(MessagingError):
+        DeviceSimulator("s1", protocol="4")

@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from energy_messaging._connection import ProtocolChoice
 from energy_messaging._manager import MQTTManager
@@ -54,7 +54,7 @@ class DeviceSimulator:
         *,
         topic_root: str = "devices",
         interval: float | None = 1.0,
-        protocol: ProtocolChoice = "auto",
+        protocol: ProtocolChoice | str = "auto",
         commands: dict[str, CommandFunction] | None = None,
         client_id: str | None = None,
     ) -> None:
@@ -76,7 +76,7 @@ class DeviceSimulator:
             host,
             port,
             client_id=client_id or f"sim-{device_id}",
-            protocol=protocol,
+            protocol=cast("ProtocolChoice", protocol),  # MQTTManager checks the value
             will=self._will,
             on_connect=self._announce,
         )
