@@ -321,6 +321,9 @@ def mosquitto_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
             "autosave_interval 1",
             "max_queued_messages 0",
             "max_inflight_messages 0",
+            # As root, Mosquitto drops to its own user, which cannot write the temporary
+            # persistence directory: stay root so sessions survive a restart.
+            *(["user root"] if os.geteuid() == 0 else []),
             *(extra_config or []),
         ]
         conf = data / "mosquitto.conf"

@@ -23,6 +23,15 @@ def test_version_and_all_are_pinned() -> None:
     assert isinstance(energy_messaging.__version__, str)
 
 
+def test_event_bus_names_are_reexported() -> None:
+    """The event-bus names resolve from the top package to the same objects as in energy_messaging.events."""
+    from energy_messaging import events
+
+    for name in ("Event", "EventBus", "InMemoryEventBus", "create_event_bus", "idempotent", "EventBusError"):
+        assert name in energy_messaging.__all__
+        assert getattr(energy_messaging, name) is getattr(events, name)
+
+
 def test_top_level_names_load_lazily() -> None:
     """``import energy_messaging`` does not import aiomqtt until a name is used; unknown names raise AttributeError."""
     code = "import sys, energy_messaging as m; a = 'aiomqtt' in sys.modules; m.MQTTManager; print(a, 'aiomqtt' in sys.modules)"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 
 # As root, mosquitto drops to its own user and could not write the temporary persistence
 # directory; autosave_on_changes with interval 1 saves after every queued message.
-BROKER_CONFIG = [*(["user root"] if os.geteuid() == 0 else []), "autosave_on_changes true"]
+BROKER_CONFIG = ["autosave_on_changes true"]
 
 
 async def wait_until(condition: Callable[[], bool], limit: float, what: Callable[[], str]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -203,7 +202,7 @@ async def test_not_started_and_unreachable() -> None:
 async def test_buffer_while_disconnected(mosquitto_factory: Callable[..., Any]) -> None:
     """While the broker is down publishes wait in a bounded buffer, overflow is an error, and the rest arrive later."""
     # As root, mosquitto drops to its own user and cannot write the temporary persistence directory.
-    broker = mosquitto_factory(["user root"] if os.geteuid() == 0 else [])
+    broker = mosquitto_factory()
     received: list[int] = []
     async with (
         MQTTManager(broker.host, broker.port, client_id="buf-sub", reconnect_max_delay=0.5) as sub,
@@ -345,7 +344,7 @@ async def test_refused_publish_raises_publish_error(mosquitto_factory: Callable[
     """A QoS 1 publish the broker refuses (ACL) raises PublishError with the MQTT 5 reason code."""
     acl = tmp_path / "acl"
     acl.write_text("topic readwrite allowed/#\n")
-    broker = mosquitto_factory([*(["user root"] if os.geteuid() == 0 else []), f"acl_file {acl}"])
+    broker = mosquitto_factory([f"acl_file {acl}"])
     async with MQTTManager(broker.host, broker.port) as mqtt:
         await mqtt.publish("allowed/x", {"ok": True})
         with pytest.raises(PublishError) as info:

@@ -40,7 +40,23 @@ if TYPE_CHECKING:
     from energy_messaging._simulator import DeviceSimulator
     from energy_messaging._state import LastWill, MQTTState
     from energy_messaging._topics import TopicPattern, build_topic, topic_level
-    # --- events: the event-bus helper adds its type-checking imports here ---
+    from energy_messaging.events import (
+        Event,
+        EventBus,
+        EventBusClosedError,
+        EventBusConfigurationError,
+        EventBusConnectionError,
+        EventBusError,
+        EventBusStats,
+        EventHandler,
+        EventInProgressError,
+        IdempotencyStore,
+        InMemoryEventBus,
+        InMemoryIdempotencyStore,
+        InvalidEventError,
+        create_event_bus,
+        idempotent,
+    )
 
 _LAZY: dict[str, str] = {
     "Command": "energy_messaging._commands",
@@ -71,7 +87,21 @@ _LAZY: dict[str, str] = {
     "TopicValidationError": "energy_messaging._errors",
     "build_topic": "energy_messaging._topics",
     "topic_level": "energy_messaging._topics",
-    # --- events: the event-bus helper adds "Name": "energy_messaging.events" entries here ---
+    "Event": "energy_messaging.events",
+    "EventBus": "energy_messaging.events",
+    "EventBusClosedError": "energy_messaging.events",
+    "EventBusConfigurationError": "energy_messaging.events",
+    "EventBusConnectionError": "energy_messaging.events",
+    "EventBusError": "energy_messaging.events",
+    "EventBusStats": "energy_messaging.events",
+    "EventHandler": "energy_messaging.events",
+    "EventInProgressError": "energy_messaging.events",
+    "IdempotencyStore": "energy_messaging.events",
+    "InMemoryEventBus": "energy_messaging.events",
+    "InMemoryIdempotencyStore": "energy_messaging.events",
+    "InvalidEventError": "energy_messaging.events",
+    "create_event_bus": "energy_messaging.events",
+    "idempotent": "energy_messaging.events",
 }
 
 __all__ = [
@@ -88,7 +118,20 @@ __all__ = [
     "DeviceRegistry",
     "DeviceSimulator",
     "DeviceTopics",
+    "Event",
+    "EventBus",
+    "EventBusClosedError",
+    "EventBusConfigurationError",
+    "EventBusConnectionError",
+    "EventBusError",
+    "EventBusStats",
+    "EventHandler",
+    "EventInProgressError",
+    "IdempotencyStore",
     "InMemoryDeviceRegistry",
+    "InMemoryEventBus",
+    "InMemoryIdempotencyStore",
+    "InvalidEventError",
     "LastWill",
     "MQTTHealthCheck",
     "MQTTManager",
@@ -103,8 +146,9 @@ __all__ = [
     "TopicValidationError",
     "__version__",
     "build_topic",
+    "create_event_bus",
+    "idempotent",
     "topic_level",
-    # --- events: the event-bus helper adds its names here, keeping the list sorted ---
 ]
 
 
