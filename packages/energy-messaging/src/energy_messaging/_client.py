@@ -10,27 +10,37 @@ directly, at this single boundary:
   copy, no per-message task);
 * the socket reader can be paused, which applies TCP back-pressure to the broker when
   the bounded incoming queue is full instead of dropping;
-* PUBACKs are reported by message id to a callback (no future or task per publish).
+* PUBACKs are reported by message id to a callback (no future or task per publish);
+* packets paho queues are written at the end of the current event-loop iteration, all
+  of them with one ``send`` (paho writes one packet per ``send`` after an ``add_writer``
+  round trip), so a burst of publishes costs one system call.
 
 The subclass relies on aiomqtt internals (``_client``, ``_loop``, ``_misc_loop``,
-``_disconnected``) and on three paho 2.x internals (``_packet_read``, ``_loop_rc_handle``,
-``_sock_close``; it falls back to ``loop_read`` without the first two); the dependency
-range pins aiomqtt below 3, which pins paho below 3.
+``_disconnected``) and on paho 2.x internals (``_packet_read``, ``_loop_rc_handle``,
+``_sock_close``; for writing ``_out_packet`` and its packet dicts, ``_sock_send``,
+``_packet_write``, ``_registered_write``, ``_last_msg_out``; reading falls back to
+``loop_read`` without the first two); the dependency range pins aiomqtt below 3, which
+pins paho below 3.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 
 __all__ = ["Client"]
 
 _READ_BATCH = 64  # packets read per readiness event at most (fairness with other tasks)
+_WRITE_BATCH = 256  # packets joined into one send at most
+_PUBLISH = paho.PUBLISH
+_DISCONNECT = paho.DISCONNECT
 
 
 class Client(aiomqtt.Client):
@@ -51,6 +61,9 @@ class Client(aiomqtt.Client):
         self._reader: tuple[int, Callable[[], None]] | None = None
         self._paused = False
         self._acked = acked
+        self._loop_thread = threading.get_ident()
+        self._write_scheduled = False
+        self._writer: int | None = None  # fd watched for writability while the socket buffer is full
 
     # ------------------------------------------------------------------ paho callbacks
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
@@ -105,8 +118,53 @@ class Client(aiomqtt.Client):
 
     def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         self._reader = None
+        self._stop_writer()
         super()._on_socket_close(client, userdata, sock)
         self._lost()
+
+    # ------------------------------------------------------------------ writing
+    def _on_socket_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        # paho queued a packet: write it once the current callbacks ran, with the others
+        # queued meanwhile. paho calls this from connect()'s executor thread too.
+        if threading.get_ident() == self._loop_thread:
+            self._schedule_write()
+        else:
+            self._loop.call_soon_threadsafe(self._schedule_write)
+
+    def _on_socket_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._stop_writer()
+
+    def _schedule_write(self) -> None:
+        if not self._write_scheduled and self._writer is None:
+            self._write_scheduled = True
+            self._loop.call_soon(self._write)
+
+    def _stop_writer(self) -> None:
+        if self._writer is not None:
+            self._loop.remove_writer(self._writer)
+            self._writer = None
+
+    def _write(self) -> None:
+        self._write_scheduled = False
+        client = self._client
+        try:
+            rc = _write_packets(client)
+            if rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_AGAIN):
+                client._loop_rc_handle(rc)
+        except Exception as exc:  # noqa: BLE001 - any write error means the connection is gone
+            if not self._disconnected.done():
+                self._disconnected.set_exception(exc)
+            self._lost()
+            return
+        sock = client.socket()
+        if client._out_packet and sock is not None:
+            # The socket buffer is full: go on when it is writable again.
+            if self._writer is None:
+                self._writer = sock.fileno()
+                self._loop.add_writer(self._writer, self._write)
+        else:
+            self._stop_writer()
+            client._registered_write = False  # lets paho announce its next packet
 
     # ------------------------------------------------------------------ used by the manager
     @property
@@ -156,3 +214,44 @@ class Client(aiomqtt.Client):
         fut = self._disconnected
         if fut.done() and not fut.cancelled():
             fut.exception()
+
+
+def _write_packets(client: paho.Client) -> MQTTErrorCode:
+    """Write paho's queued packets, joined into one ``send`` per batch; return a paho rc."""
+    out = client._out_packet
+    while out:
+        batch = []
+        for packet in out:
+            if packet["command"] & 0xF0 == _DISCONNECT:
+                break  # paho's writer closes the socket after it
+            batch.append(packet)
+            if len(batch) == _WRITE_BATCH:
+                break
+        if not batch:
+            return client._packet_write()
+        if len(batch) == 1:
+            data = batch[0]["packet"][batch[0]["pos"] :]
+        else:
+            data = b"".join([packet["packet"][packet["pos"] :] for packet in batch])
+        try:
+            sent = client._sock_send(data)
+        except BlockingIOError:
+            return paho.MQTT_ERR_AGAIN
+        except OSError:
+            return paho.MQTT_ERR_CONN_LOST
+        client._last_msg_out = paho.time_func()  # for keepalive, as paho does
+        for packet in batch:
+            left = packet["to_process"]
+            if sent < left:
+                packet["pos"] += sent
+                packet["to_process"] = left - sent
+                return paho.MQTT_ERR_AGAIN
+            sent -= left
+            packet["pos"] += left
+            packet["to_process"] = 0
+            out.popleft()
+            info = packet["info"]
+            if info is not None and packet["qos"] == 0 and packet["command"] & 0xF0 == _PUBLISH:
+                # What paho does for a written QoS 0 PUBLISH; its on_publish (ours) ignores QoS 0.
+                info._set_as_published()
+    return paho.MQTT_ERR_SUCCESS

@@ -1,0 +1,47 @@
+"""The wire level under MQTTManager: batched writes against the real Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from energy_messaging import MQTTManager, MQTTMessage
+
+pytestmark = pytest.mark.mqtt
+
+
+async def wait_until(condition: Callable[[], bool], limit: float = 10.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``limit`` seconds."""
+    deadline = asyncio.get_running_loop().time() + limit
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+async def test_burst_larger_than_socket_buffer_arrives_whole_and_in_order(
+    mqtt_broker: Any, mqtt_topic_prefix: str, qos: int
+) -> None:
+    """A burst of publishes bigger than the socket buffer is written completely, in order, byte for byte."""
+    topic = f"{mqtt_topic_prefix}/burst"
+    payloads = [bytes([n]) * (256 * 1024) + n.to_bytes(2, "big") for n in range(48)]  # 12 MiB in one go
+    received: list[bytes] = []
+    async with MQTTManager(mqtt_broker.host, mqtt_broker.port, max_queued_messages=64) as sub:
+
+        async def handler(message: MQTTMessage) -> None:
+            received.append(message.raw)
+
+        await sub.subscribe(topic, handler, qos=qos, decode=False)
+        async with MQTTManager(mqtt_broker.host, mqtt_broker.port) as pub:
+            for payload in payloads:
+                await pub.publish(topic, payload, qos=qos, wait=False)  # no await point: one write batch
+            await asyncio.wait_for(pub.flush(), 30)
+            # Small messages queued behind the burst still go out after it.
+            await asyncio.wait_for(pub.publish(topic, b"tail", qos=qos), 30)
+        await wait_until(lambda: len(received) == len(payloads) + 1, 30)
+    digest = [hashlib.sha256(p).hexdigest() for p in received[:-1]]
+    assert digest == [hashlib.sha256(p).hexdigest() for p in payloads]
+    assert received[-1] == b"tail"
