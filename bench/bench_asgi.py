@@ -76,8 +76,8 @@ def _devnull() -> TextIO:
     return _DEVNULL[0]
 
 
-def _trivial_app() -> FastAPI:
-    app = FastAPI()
+def _trivial_app(telemetry: Any = None) -> FastAPI:
+    app = FastAPI() if telemetry is None else FastAPI(telemetry=telemetry)
 
     @app.get("/ping")
     async def ping() -> dict[str, str]:
@@ -131,15 +131,18 @@ def bare_app() -> ASGIApp:
     return _trivial_app()
 
 
-def energy_app(*, instrumentation: Sequence[Middleware] = ()) -> ASGIApp:
-    """FastAPI with the energy-common stack; ``instrumentation`` goes after the correlation id."""
+def energy_app(*, instrumentation: Sequence[Middleware] = (), telemetry: Any = None) -> ASGIApp:
+    """FastAPI with the energy-common stack; ``instrumentation`` goes after the correlation id.
+
+    ``telemetry`` is passed to ``FastAPI(telemetry=...)`` (FastAPI's native OpenTelemetry).
+    """
     from energy_common.config import Settings
     from energy_common.logging import setup_logging
     from energy_common.middleware import setup_middleware
 
     # Request log lines are really formatted and written, just not to the terminal.
     setup_logging("bench", log_level="INFO", stream=_devnull())
-    app = _trivial_app()
+    app = _trivial_app(telemetry)
     setup_middleware(app, Settings(service_name="bench", cors_origins=[ORIGIN]), instrumentation=instrumentation)
     return app
 
@@ -235,8 +238,13 @@ def run_benchmark(
     requests: int = 2000,
     warmup: int = 200,
     seed: int = 1,
+    after_round: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
-    """Run every variant in interleaved, shuffled rounds; return median requests per CPU-second."""
+    """Run every variant in interleaved, shuffled rounds; return median requests per CPU-second.
+
+    ``after_round(name)`` runs after each timed round (outside the timing), before the
+    span check.
+    """
 
     async def run() -> dict[str, float]:
         apps = {name: factory() for name, factory in variants.items()}
@@ -251,6 +259,8 @@ def run_benchmark(
                 _clear(apps[name])
                 gc.collect()  # each round pays for its own garbage, not for the previous variant's
                 cpu = await drive(apps[name], requests)
+                if after_round is not None:
+                    after_round(name)
                 _check(apps[name], name, requests)
                 samples[name].append(requests / cpu if cpu > 0 else float("inf"))
         return {name: statistics.median(values) for name, values in samples.items()}

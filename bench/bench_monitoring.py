@@ -15,6 +15,10 @@ All figures are medians of interleaved, shuffled rounds measured in CPU time
 3. With ``bench/bench_asgi.py``'s driver: the whole energy stack plus these middlewares vs
    bare FastAPI (target >= 0.4x) and vs the peer stack.
 4. ``@trace`` vs a bare ``tracer.start_as_current_span`` around the same function.
+5. In a child process with a *global* SDK provider installed (what ``setup_tracing`` does in
+   a service): FastAPI's native telemetry turns on by itself (a server span plus operation
+   spans per request) and our tracing middleware, inside FastAPI's stack, steps aside;
+   compared with ``FastAPI(telemetry={"tracing": False})``, where our one span is recorded.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -151,14 +156,64 @@ def trace_cases() -> dict[str, Callable[[int], float]]:
     return {"@trace": decorated, "start_as_current_span": manual}
 
 
+def native_telemetry_section(rounds: int, requests: int) -> None:
+    """Section 5; runs in its own process because the global provider is process-wide."""
+    from energy_monitoring.metrics import MetricsRegistry
+    from energy_monitoring.web import instrumentation_middleware
+    from opentelemetry import trace as otel_trace
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    counter = bench_asgi.SpanCounter()
+    provider = TracerProvider()
+    # Four spans per request for FastAPI's default: a queue that never drops within a round.
+    provider.add_span_processor(BatchSpanProcessor(counter, max_queue_size=8 * requests))  # type: ignore[arg-type]
+    otel_trace.set_tracer_provider(provider)
+    off = {"tracing": False}
+
+    def traced(app: Any) -> Any:
+        bench_asgi.traced(app, provider, counter)
+        return app
+
+    def obs() -> Any:
+        return instrumentation_middleware(registry=MetricsRegistry())
+
+    variants = {
+        "bare": lambda: bench_asgi._trivial_app(off),
+        "native": lambda: traced(bench_asgi._trivial_app()),
+        "native-1span": lambda: traced(bench_asgi._trivial_app({"operation_spans": False})),
+        "energy+obs/nat": lambda: traced(bench_asgi.energy_app(instrumentation=obs())),
+        "energy+obs": lambda: traced(bench_asgi.energy_app(instrumentation=obs(), telemetry=off)),
+    }
+    spans: dict[str, int] = {}
+
+    def count_spans(name: str) -> None:
+        if name != "bare":  # the untraced baseline's round starts without a flush and reset
+            provider.force_flush()
+            spans[name] = spans.get(name, 0) + counter.spans
+
+    http = bench_asgi.run_benchmark(variants, rounds=rounds, requests=requests, after_round=count_spans)
+    print(f"\n5. global SDK provider (as setup_tracing installs), {rounds} rounds x {requests} requests, medians")
+    print(bench_asgi.format_report(http))
+    for name in variants:
+        print(f"   {name:<16} {spans.get(name, 0) / (rounds * requests):.2f} spans/request")
+    print(
+        f"   energy+obs (FastAPI telemetry tracing off, our span) = {http['energy+obs'] / http['bare']:.2f}x; "
+        f"with FastAPI's default native spans = {http['energy+obs/nat'] / http['bare']:.2f}x"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the four sections and print the ratios."""
+    """Run the five sections and print the ratios."""
     parser = argparse.ArgumentParser(description="energy-monitoring benchmark")
     parser.add_argument("--quick", action="store_true", help="a few short rounds")
+    parser.add_argument("--native-section", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     rounds = 5 if args.quick else 15
     ops = 20_000 if args.quick else 100_000
     http_rounds, requests = (3, 500) if args.quick else (9, 2000)
+    if args.native_section:
+        native_telemetry_section(http_rounds, requests)
+        return 0
 
     counters = interleaved(counter_cases(), rounds=rounds, n=ops)
     print(f"1. counter hot path, CPU ns/call, median of {rounds} rounds x {ops}")
@@ -200,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         f"   @trace/start_as_current_span = {traces['@trace'] / traces['start_as_current_span']:.2f}x "
         f"(overhead {overhead:+.0f} ns/call)"
     )
-    return 0
+    sys.stdout.flush()
+    flags = ["--native-section", *(["--quick"] if args.quick else [])]
+    return subprocess.run([sys.executable, __file__, *flags], check=False).returncode
 
 
 if __name__ == "__main__":
