@@ -45,3 +45,51 @@ async def test_burst_larger_than_socket_buffer_arrives_whole_and_in_order(
     digest = [hashlib.sha256(p).hexdigest() for p in received[:-1]]
     assert digest == [hashlib.sha256(p).hexdigest() for p in payloads]
     assert received[-1] == b"tail"
+
+
+@pytest.mark.parametrize("max_inflight", [1, 3])
+async def test_inflight_window_keeps_order(mqtt_broker: Any, mqtt_topic_prefix: str, max_inflight: int) -> None:
+    """With a small in-flight window, a burst of QoS 1 publishes waits for acknowledgements and arrives in order."""
+    topic = f"{mqtt_topic_prefix}/window"
+    received: list[int] = []
+    async with MQTTManager(mqtt_broker.host, mqtt_broker.port) as sub:
+
+        async def handler(message: MQTTMessage) -> None:
+            received.append(message.payload["n"])
+
+        await sub.subscribe(topic, handler, qos=1)
+        async with MQTTManager(mqtt_broker.host, mqtt_broker.port, max_inflight=max_inflight) as pub:
+            for n in range(300):
+                await pub.publish(topic, {"n": n}, qos=1, wait=False)
+            await pub.publish(topic, {"n": 300}, qos=1)  # waits behind the window, then for its PUBACK
+            assert pub.state.buffered_publishes == 0
+        await wait_until(lambda: len(received) == 301)
+    assert received == list(range(301))
+
+
+async def test_publishes_waiting_for_the_window_survive_a_broker_restart(
+    mosquitto_factory: Callable[..., Any],
+) -> None:
+    """QoS 1 publishes still waiting for room in the in-flight window when the broker dies are sent after the restart."""
+    broker = mosquitto_factory(["autosave_on_changes true"])
+    total = 400
+    received: set[int] = set()
+    options: dict[str, Any] = {"reconnect_min_delay": 0.05, "reconnect_max_delay": 0.3}
+    async with (
+        MQTTManager(broker.host, broker.port, client_id="window-sub", **options) as sub,
+        MQTTManager(broker.host, broker.port, client_id="window-pub", max_inflight=2, **options) as pub,
+    ):
+
+        async def handler(message: MQTTMessage) -> None:
+            received.add(message.payload["n"])
+
+        await sub.subscribe("window/stream", handler, qos=1)
+        for n in range(total):
+            await pub.publish("window/stream", {"n": n}, qos=1, wait=False)
+        await asyncio.sleep(0.01)  # a few go out; most wait for the window
+        await asyncio.to_thread(broker.kill)
+        await asyncio.to_thread(broker.start)
+        await asyncio.wait_for(pub.flush(), 30)
+        await wait_until(lambda: len(received) == total, 30)
+        assert pub.state.reconnect_count >= 1
+    assert received == set(range(total))

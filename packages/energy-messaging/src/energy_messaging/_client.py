@@ -10,15 +10,20 @@ directly, at this single boundary:
   copy, no per-message task);
 * the socket reader can be paused, which applies TCP back-pressure to the broker when
   the bounded incoming queue is full instead of dropping;
-* PUBACKs are reported by message id to a callback (no future or task per publish);
-* packets paho queues are written at the end of the current event-loop iteration, all
-  of them with one ``send`` (paho writes one packet per ``send`` after an ``add_writer``
-  round trip), so a burst of publishes costs one system call.
+* QoS 0 and 1 PUBLISH packets are built here and queued on paho's output queue, and
+  PUBACKs are matched here by message id and reported to a callback: no paho
+  ``MQTTMessage``/``MQTTMessageInfo``/lock per publish, no reason-code and properties
+  objects per PUBACK, no scan of paho's outgoing messages per PUBACK (the manager keeps
+  the in-flight window itself). QoS 2 goes through ``paho.publish``;
+* packets are written at the end of the current event-loop iteration, all of them with
+  one ``send`` (paho writes one packet per ``send`` after an ``add_writer`` round trip),
+  so a burst of publishes costs one system call.
 
 The subclass relies on aiomqtt internals (``_client``, ``_loop``, ``_misc_loop``,
 ``_disconnected``) and on paho 2.x internals (``_packet_read``, ``_loop_rc_handle``,
 ``_sock_close``; for writing ``_out_packet`` and its packet dicts, ``_sock_send``,
-``_packet_write``, ``_registered_write``, ``_last_msg_out``; reading falls back to
+``_packet_write``, ``_registered_write``, ``_last_msg_out``; for publishing ``_sock``,
+``_protocol``, ``_mid_generate``, ``_in_packet`` and ``_packet_handle``; reading falls back to
 ``loop_read`` without the first two); the dependency range pins aiomqtt below 3, which
 pins paho below 3.
 """
@@ -28,19 +33,24 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
-from paho.mqtt.properties import Properties
+
+if TYPE_CHECKING:
+    from energy_messaging._outbound import Outgoing
 
 __all__ = ["Client"]
 
 _READ_BATCH = 64  # packets read per readiness event at most (fairness with other tasks)
 _WRITE_BATCH = 256  # packets joined into one send at most
 _PUBLISH = paho.PUBLISH
+_PUBACK = paho.PUBACK
 _DISCONNECT = paho.DISCONNECT
+_MAX_REMAINING_LENGTH = 268_435_455  # what MQTT's variable-length integer can carry
+_NO_PROPERTIES = b"\x00"
 
 
 class Client(aiomqtt.Client):
@@ -62,6 +72,8 @@ class Client(aiomqtt.Client):
         self._paused = False
         self._acked = acked
         self._loop_thread = threading.get_ident()
+        self._paho_packet_handle = self._client._packet_handle
+        self._client._packet_handle = self._packet_handle  # type: ignore[method-assign]
         self._write_scheduled = False
         self._writer: int | None = None  # fd watched for writability while the socket buffer is full
 
@@ -191,18 +203,66 @@ class Client(aiomqtt.Client):
         with contextlib.suppress(Exception):  # the connection may be gone: the broker will redeliver
             self._client.ack(mid, qos)
 
-    def send(self, topic: str, payload: bytes, qos: int, retain: bool, properties: Properties | None) -> int | None:
-        """Hand a PUBLISH to paho; return its message id if a PUBACK will follow (QoS > 0), else None.
+    def send(self, item: Outgoing) -> int | None:
+        """Queue a PUBLISH; return its message id if an acknowledgement will follow (QoS > 0), else None.
 
         Raises:
-            aiomqtt.MqttCodeError: If paho refused the publish (not connected, queue full).
+            aiomqtt.MqttCodeError: If the connection is gone.
+            ValueError: If the packet is larger than MQTT allows.
         """
-        info = self._client.publish(topic, payload, qos, retain, properties)
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
-        if qos == 0 or info.is_published():
-            return None
-        return info.mid
+        client = self._client
+        topic_bytes, payload, qos, properties = item.wire_topic, item.payload, item.qos, item.properties
+        if qos == 2:
+            info = client.publish(item.topic, payload, qos, item.retain, properties)
+            if info.rc != paho.MQTT_ERR_SUCCESS:
+                raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+            return None if info.is_published() else info.mid
+        if client._sock is None:
+            raise aiomqtt.MqttCodeError(paho.MQTT_ERR_NO_CONN, "Could not publish message")
+        if client._protocol == paho.MQTTv5:
+            props = properties.pack() if properties is not None else _NO_PROPERTIES  # type: ignore[no-untyped-call]
+        else:
+            props = b""
+        mid = client._mid_generate() if qos else 0
+        length = len(topic_bytes) + len(props) + len(payload) + (4 if qos else 2)
+        if length > _MAX_REMAINING_LENGTH:
+            raise ValueError(f"An MQTT packet carries at most {_MAX_REMAINING_LENGTH} bytes.")
+        header = bytearray((_PUBLISH | qos << 1 | item.retain,))
+        while length > 0x7F:  # MQTT variable-length integer
+            header.append(length & 0x7F | 0x80)
+            length >>= 7
+        header.append(length)
+        header += len(topic_bytes).to_bytes(2, "big")
+        parts = (
+            [header, topic_bytes, mid.to_bytes(2, "big"), props, payload]
+            if qos
+            else [header, topic_bytes, props, payload]
+        )
+        packet = b"".join(parts)
+        client._out_packet.append(
+            {
+                "command": _PUBLISH,
+                "mid": mid,
+                "qos": qos,
+                "pos": 0,
+                "to_process": len(packet),
+                "packet": packet,
+                "info": None,
+            }
+        )
+        self._schedule_write()
+        return mid if qos else None
+
+    def _packet_handle(self) -> MQTTErrorCode:
+        # A PUBACK answers a QoS 1 publish sent by send(): report its reason code (0 when
+        # absent) by message id; paho's properties, if any, are not needed. Every other
+        # packet is paho's.
+        packet = self._client._in_packet
+        body = packet["packet"]
+        if packet["command"] & 0xF0 == _PUBACK and len(body) >= 2:
+            self._acked(body[0] << 8 | body[1], body[2] if len(body) > 2 else 0)
+            return paho.MQTT_ERR_SUCCESS
+        return self._paho_packet_handle()
 
     def abandon(self) -> None:
         """Close the socket of a connect attempt that failed (aiomqtt leaves it open)."""
@@ -252,6 +312,7 @@ def _write_packets(client: paho.Client) -> MQTTErrorCode:
             out.popleft()
             info = packet["info"]
             if info is not None and packet["qos"] == 0 and packet["command"] & 0xF0 == _PUBLISH:
-                # What paho does for a written QoS 0 PUBLISH; its on_publish (ours) ignores QoS 0.
+                # What paho does for a written QoS 0 PUBLISH of paho.publish (not used by
+                # the manager); its on_publish (ours) ignores QoS 0.
                 info._set_as_published()
     return paho.MQTT_ERR_SUCCESS

@@ -167,7 +167,7 @@ class Connection:
             clean_start=self._clean_start if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
             keepalive=self._keepalive,
             timeout=self._connect_timeout,
-            max_inflight_messages=self._max_inflight,
+            max_inflight_messages=0,  # unlimited in paho: the manager's Outbound keeps the window
             properties=properties,
             tls_context=self._tls,
             # Small PUBLISH/PUBACK packets must not wait for Nagle + delayed ACK (~40 ms).

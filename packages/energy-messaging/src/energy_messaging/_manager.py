@@ -19,7 +19,7 @@ from energy_messaging._connection import Connection, ProtocolChoice
 from energy_messaging._errors import MessagingConnectionError, MessagingError, NotConnectedError
 from energy_messaging._inbound import DeadLetterHook, Inbound
 from energy_messaging._message import DeadLetter
-from energy_messaging._outbound import Outbound, Outgoing, encode_payload, make_properties
+from energy_messaging._outbound import Outbound, Outgoing, encode_payload, make_properties, topic_bytes
 from energy_messaging._router import Handler, Router, Subscription
 from energy_messaging._state import LastWill, MQTTState, dead_letter_task
 from energy_messaging._topics import TopicPattern, validate_topic
@@ -136,7 +136,7 @@ class MQTTManager(Connection):
             max_queued=max_queued_messages,
             dead_letter=self._dead_letter,
         )
-        self._outbound = Outbound(max_buffered_publishes)
+        self._outbound = Outbound(max_buffered_publishes, max_inflight)
         self._client = None
         self._protocol = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -339,7 +339,7 @@ class MQTTManager(Connection):
         """
         if self._supervisor is None:
             raise NotConnectedError()
-        validate_topic(topic)
+        wire_topic = topic_bytes(topic)
         if qos not in (0, 1, 2):
             raise MessagingError("qos must be 0, 1 or 2.", {"qos": qos})
         v5 = self._protocol != aiomqtt.ProtocolVersion.V311
@@ -347,7 +347,7 @@ class MQTTManager(Connection):
         data = encode_payload(payload, context)
         props = make_properties(properties, user_properties) if v5 else None
         done = asyncio.get_running_loop().create_future() if wait else None
-        self._outbound.submit(Outgoing(topic, data, qos, retain, props, done))
+        self._outbound.submit(Outgoing(topic, wire_topic, data, qos=qos, retain=retain, properties=props, done=done))
         if done is not None:
             await done  # cancelling the wait does not withdraw the message
 

@@ -7,7 +7,6 @@ import json
 import logging
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from paho.mqtt.packettypes import PacketTypes
@@ -17,8 +16,9 @@ from energy_messaging import _context
 from energy_messaging._client import Client
 from energy_messaging._errors import PayloadEncodeError, PublishBufferFullError, PublishError, TopicValidationError
 from energy_messaging._protocol import CONTEXT_FIELD
+from energy_messaging._topics import validate_topic
 
-__all__ = ["Outbound", "Outgoing", "encode_payload", "make_properties"]
+__all__ = ["Outbound", "Outgoing", "encode_payload", "make_properties", "topic_bytes"]
 
 logger = logging.getLogger("energy_messaging.mqtt")
 
@@ -29,6 +29,29 @@ _PROPERTY_KEYS = {
     "message_expiry_interval": "MessageExpiryInterval",
     "payload_format_indicator": "PayloadFormatIndicator",
 }
+
+
+_TOPIC_CACHE_LIMIT = 10_000
+_topics: dict[str, bytes] = {}
+
+
+def topic_bytes(topic: object) -> bytes:
+    """Validate a topic to publish to and return it UTF-8 encoded (cached per topic).
+
+    Raises:
+        TopicValidationError: If the topic is not valid for PUBLISH.
+    """
+    cached = _topics.get(topic) if type(topic) is str else None
+    if cached is None:
+        text = validate_topic(topic)
+        try:
+            cached = text.encode()
+        except UnicodeEncodeError as exc:
+            raise TopicValidationError(f"The topic {text!r} is not valid UTF-8.", {"topic": text}) from exc
+        if len(_topics) >= _TOPIC_CACHE_LIMIT:
+            _topics.clear()
+        _topics[text] = cached
+    return cached
 
 
 def encode_payload(payload: object, context: dict[str, str] | None) -> bytes:
@@ -81,32 +104,47 @@ def make_properties(properties: Mapping[str, Any] | None, user_properties: list[
     return props
 
 
-@dataclass(slots=True)
 class Outgoing:
     """A publish accepted by the manager and not yet confirmed."""
 
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    properties: Properties | None
-    done: asyncio.Future[None] | None
+    __slots__ = ("done", "payload", "properties", "qos", "retain", "topic", "wire_topic")
+
+    def __init__(
+        self,
+        topic: str,
+        wire_topic: bytes,
+        payload: bytes,
+        *,
+        qos: int,
+        retain: bool,
+        properties: Properties | None,
+        done: asyncio.Future[None] | None,
+    ) -> None:
+        self.topic = topic
+        self.wire_topic = wire_topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+        self.properties = properties
+        self.done = done
 
 
 class Outbound:
-    """Send publishes now, or hold them in a bounded buffer while disconnected."""
+    """Send publishes now (at most ``max_inflight`` unacknowledged), or buffer them while disconnected."""
 
-    def __init__(self, max_buffered: int) -> None:
+    def __init__(self, max_buffered: int, max_inflight: int = 100) -> None:
         self.max_buffered = max_buffered
+        self.max_inflight = max(max_inflight, 1)
         self.buffer: deque[Outgoing] = deque()
         self.client: Client | None = None
         self._inflight: dict[int, Outgoing] = {}  # by message id, in send order
+        self._window: deque[Outgoing] = deque()  # QoS > 0, connected, waiting for room in the window
         self._idle: list[asyncio.Future[None]] = []
 
     @property
     def pending(self) -> int:
-        """Publishes buffered or awaiting their PUBACK."""
-        return len(self.buffer) + len(self._inflight)
+        """Publishes buffered, waiting for the in-flight window or awaiting their acknowledgement."""
+        return len(self.buffer) + len(self._window) + len(self._inflight)
 
     async def wait_idle(self) -> None:
         """Return once nothing is buffered or awaiting a PUBACK."""
@@ -139,7 +177,10 @@ class Outbound:
             PublishBufferFullError: If it must be buffered and the buffer is full.
         """
         if self.client is not None and not self.buffer:
-            self._send(self.client, item)
+            if item.qos and (self._window or len(self._inflight) >= self.max_inflight):
+                self._window.append(item)
+            else:
+                self._send(self.client, item)
             return
         if len(self.buffer) >= self.max_buffered:
             raise PublishBufferFullError(
@@ -151,7 +192,7 @@ class Outbound:
 
     def _send(self, client: Client, item: Outgoing) -> bool:
         try:
-            mid = client.send(item.topic, item.payload, item.qos, item.retain, item.properties)
+            mid = client.send(item)
         except Exception:  # noqa: BLE001 - paho refused: the connection just went away
             self.buffer.appendleft(item)
             return False
@@ -178,22 +219,31 @@ class Outbound:
                 item.done.set_result(None)
         elif item is not None and reason >= 0x80:
             logger.warning("MQTT broker refused a message to %s (reason code %d)", item.topic, reason)
+        window = self._window
+        client = self.client
+        while window and client is not None and len(self._inflight) < self.max_inflight:
+            if not self._send(client, window.popleft()):
+                break
         if not self._inflight:
             self._check_idle()
 
     def attach(self, client: Client) -> None:
-        """Connected: flush the buffer in order, then send directly."""
+        """Connected: send the buffer in order (QoS > 0 beyond the window waits for it), then send directly."""
         self.client = client
-        while self.buffer and self.client is client:
-            if not self._send(client, self.buffer.popleft()):
+        buffer = self.buffer
+        while buffer and self.client is client:
+            item = buffer.popleft()
+            if item.qos and (self._window or len(self._inflight) >= self.max_inflight):
+                self._window.append(item)
+            elif not self._send(client, item):
                 break
 
     def detach(self) -> None:
-        """Disconnected: publishes still waiting for their PUBACK go back to the buffer (at least once)."""
+        """Disconnected: publishes not yet acknowledged go back to the buffer, in order (at least once)."""
         self.client = None
-        for item in reversed(self._inflight.values()):
-            self.buffer.appendleft(item)
+        self.buffer.extendleft(reversed([*self._inflight.values(), *self._window]))
         self._inflight.clear()
+        self._window.clear()
 
     def fail_all(self, exc: BaseException) -> int:
         """Fail every buffered publish (at shutdown); return how many there were."""
