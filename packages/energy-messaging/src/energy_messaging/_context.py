@@ -7,11 +7,12 @@ On MQTT 5 the context rides in user properties (``x-request-id``, ``traceparent`
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-from energy_common.context import is_valid_correlation_id, reset_correlation_id, set_correlation_id
+from energy_common.context import get_correlation_id, is_valid_correlation_id, reset_correlation_id, set_correlation_id
 
 __all__ = ["current_carrier", "extract", "handler_scope"]
 
@@ -31,6 +32,12 @@ def _prop() -> ModuleType:
 
 def current_carrier(correlation_id: str | None = None) -> dict[str, str]:
     """Return the current correlation id and trace context as a carrier dict (maybe empty)."""
+    if correlation_id is None and get_correlation_id() is None:
+        # Propagators write what the current OpenTelemetry context holds (span, baggage):
+        # with no OpenTelemetry imported, or an empty context, there is nothing to carry.
+        otel = sys.modules.get("opentelemetry.context")
+        if otel is None or not otel.get_current():
+            return {}
     carrier: dict[str, str] = {}
     _prop().inject_context(carrier, correlation_id=correlation_id)
     return carrier

@@ -31,6 +31,7 @@ _PROPERTY_KEYS = {
 }
 
 
+_encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # one instance: dumps() builds one per call
 _TOPIC_CACHE_LIMIT = 10_000
 _topics: dict[str, bytes] = {}
 
@@ -74,7 +75,7 @@ def encode_payload(payload: object, context: dict[str, str] | None) -> bytes:
     if context and isinstance(payload, dict):
         payload = {**payload, CONTEXT_FIELD: context}
     try:
-        return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+        return _encoder.encode(payload).encode()
     except (TypeError, ValueError) as exc:
         raise PayloadEncodeError(
             f"The payload of type {type(payload).__name__} is not JSON-serialisable: {exc}. "
