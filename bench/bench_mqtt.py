@@ -2,6 +2,7 @@
 
     python bench/bench_mqtt.py            3 interleaved rounds, 50,000 telemetry messages
     python bench/bench_mqtt.py --quick    1 round, 10,000 messages
+    python bench/bench_mqtt.py --sections publish,import --rounds 5
 
 Sections (variants run in interleaved rounds in a shuffled order; medians; ratios):
 
@@ -24,7 +25,11 @@ latency   One publisher and one subscriber in this process, QoS 1, 1,000 msg/s f
           p50/p99 of receive time minus send time, ``energy`` vs ``aiomqtt``.
 import    ``import energy_messaging`` (names load lazily on first use) and the seed's
           ``from energy_messaging.mqtt import MQTTManager, DeviceManager`` vs
-          ``import aiomqtt`` in fresh interpreters: CPU time and traced memory (medians of 7).
+          ``import aiomqtt`` in fresh interpreters: CPU time (without tracemalloc, which slows
+          imports ~4x) and traced memory (in a second interpreter), medians of 7,
+          once with every module's bytecode cached (a private PYTHONPYCACHEPREFIX, warmed
+          first: how an installed package runs) and once as this environment runs
+          (PYTHONDONTWRITEBYTECODE: site-packages and the editable sources compile each time).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -287,6 +293,8 @@ async def paced(rate: int, seconds: float, send: Callable[[], Awaitable[Any]]) -
         await send()
 
 
+SECTIONS = ("consume", "publish", "latency", "import")
+
 IMPORTS = {
     "import aiomqtt": "import aiomqtt",
     "import energy_messaging": "import energy_messaging",
@@ -294,14 +302,26 @@ IMPORTS = {
 }
 
 
-def import_cost(statement: str) -> tuple[float, float]:
-    """(CPU seconds, traced MiB) of running an import statement in a fresh interpreter."""
-    code = (
-        "import time, tracemalloc; tracemalloc.start(); t = time.process_time(); "
-        f"{statement}; d = time.process_time() - t; print(d, tracemalloc.get_traced_memory()[0])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    return float(out[0]), int(out[1]) / 2**20
+def import_cost(statement: str, pycache: str | None = None) -> tuple[float, float]:
+    """(CPU seconds, traced MiB) of running an import statement in a fresh interpreter.
+
+    With ``pycache`` (a directory), bytecode is read from and written there for every
+    module, as an installed package has it; without, the environment decides (this dev
+    env sets PYTHONDONTWRITEBYTECODE, so editable sources and site-packages compile).
+    """
+    env = dict(os.environ)
+    if pycache is not None:
+        env["PYTHONPYCACHEPREFIX"] = pycache
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    # Two interpreters: tracemalloc slows imports ~4x (it hooks every allocation), so the
+    # CPU time is taken without it and the memory with it.
+    timing = f"import time; t = time.process_time(); {statement}; print(time.process_time() - t)"
+    memory = f"import tracemalloc; tracemalloc.start(); {statement}; print(tracemalloc.get_traced_memory()[0])"
+    run = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+        for code in (timing, memory)
+    ]
+    return float(run[0]), int(run[1]) / 2**20
 
 
 def pct(values: list[float], q: float) -> float:
@@ -310,13 +330,25 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main(quick: bool) -> None:
-    """Run every section and print the report."""
-    rounds = 1 if quick else 3
+async def main(quick: bool, sections: set[str], rounds: int | None = None) -> None:
+    """Run the chosen sections and print the report."""
+    rounds = rounds or (1 if quick else 3)
     count = 10_000 if quick else 50_000
     run_id = uuid.uuid4().hex[:8]
     print(f"MQTT benchmark on {HOST}:{PORT}; {rounds} round(s); {count} messages per consume run\n")
 
+    if "consume" in sections:
+        await section_consume(rounds, count, run_id)
+    if "publish" in sections:
+        await section_publish(rounds, count // 5, run_id)
+    if "latency" in sections:
+        await section_latency(quick, run_id)
+    if "import" in sections:
+        section_import(quick)
+
+
+async def section_consume(rounds: int, count: int, run_id: str) -> None:
+    """Consume: MQTTManager vs raw aiomqtt vs raw paho."""
     rates: dict[str, list[float]] = {name: [] for name in CONSUMERS}
     cpu_rates: dict[str, list[float]] = {name: [] for name in CONSUMERS}
     for r in range(rounds):
@@ -336,7 +368,9 @@ async def main(quick: bool) -> None:
         wall, cpu_rate = statistics.median(rates[name]), statistics.median(cpu_rates[name])
         print(f"  {name:14s} {wall:9.0f}/s  {cpu_rate:9.0f}/CPU-s   {wall / base:5.2f}x / {cpu_rate / base_cpu:5.2f}x")
 
-    pub_count = count // 5
+
+async def section_publish(rounds: int, pub_count: int, run_id: str) -> None:
+    """QoS 1 publishing with several in flight vs paho."""
     pubs: dict[str, list[float]] = {"energy": [], "energy-nowait": [], "energy-serial": [], "paho": []}
     runners: dict[str, Callable[[str], Awaitable[float]]] = {
         "energy": lambda p: publish_energy(p, pub_count),
@@ -355,25 +389,40 @@ async def main(quick: bool) -> None:
         value = statistics.median(values)
         print(f"  {name:14s} {value:9.0f}/s   {value / statistics.median(pubs['paho']):5.2f}x")
 
+
+async def section_latency(quick: bool, run_id: str) -> None:
+    """p50/p99 latency at a fixed rate."""
     print("\nlatency at 1,000 msg/s for 2 s, QoS 1 (ms)          p50      p99")
     for name, fn in (("energy", latency_energy), ("aiomqtt", latency_aiomqtt)):
         samples = await fn(f"bench/{run_id}/l{name}", 1000, 1.0 if quick else 2.0)
         print(f"  {name:14s} {len(samples):5d} msgs   {pct(samples, 0.5) * 1e3:7.2f}  {pct(samples, 0.99) * 1e3:7.2f}")
 
-    imports: dict[str, list[tuple[float, float]]] = {label: [] for label in IMPORTS}
-    for _ in range(3 if quick else 7):
-        for label in random.sample(list(IMPORTS), len(IMPORTS)):
-            imports[label].append(import_cost(IMPORTS[label]))
-    print("\nimport (fresh interpreter, medians)                  CPU (ms)  traced MiB  ratio to aiomqtt")
-    ref_t = statistics.median(t for t, _ in imports["import aiomqtt"])
-    ref_m = statistics.median(m for _, m in imports["import aiomqtt"])
-    for label, values in imports.items():
-        t = statistics.median(v for v, _ in values)
-        m = statistics.median(v for _, v in values)
-        print(f"  {label:46s} {t * 1e3:7.1f}   {m:7.2f}    {t / ref_t:4.2f}x / {m / ref_m:4.2f}x")
+
+def section_import(quick: bool) -> None:
+    """Import cost vs aiomqtt."""
+    with tempfile.TemporaryDirectory(prefix="bench-pycache-") as pycache:
+        for statement in IMPORTS.values():
+            import_cost(statement, pycache)  # writes the bytecode of every module involved
+        for title, where in (("bytecode cached, as installed", pycache), ("this env: no bytecode cache", None)):
+            imports: dict[str, list[tuple[float, float]]] = {label: [] for label in IMPORTS}
+            for _ in range(3 if quick else 7):
+                for label in random.sample(list(IMPORTS), len(IMPORTS)):
+                    imports[label].append(import_cost(IMPORTS[label], where))
+            print(f"\nimport ({title}; fresh interpreters, medians)  CPU (ms)  traced MiB  ratio to aiomqtt")
+            ref_t = statistics.median(t for t, _ in imports["import aiomqtt"])
+            ref_m = statistics.median(m for _, m in imports["import aiomqtt"])
+            for label, values in imports.items():
+                t = statistics.median(v for v, _ in values)
+                m = statistics.median(v for _, v in values)
+                print(f"  {label:46s} {t * 1e3:7.1f}   {m:7.2f}    {t / ref_t:4.2f}x / {m / ref_m:4.2f}x")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one short round")
-    asyncio.run(main(parser.parse_args().quick))
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3, 1 with --quick)")
+    args = parser.parse_args()
+    asyncio.run(main(args.quick, set(args.sections.split(",")), args.rounds))
