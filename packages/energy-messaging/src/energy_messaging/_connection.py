@@ -11,7 +11,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -25,8 +25,10 @@ from energy_messaging._errors import MessagingError
 from energy_messaging._inbound import Inbound
 from energy_messaging._outbound import Outbound, encode_payload
 from energy_messaging._router import Router
-from energy_messaging._state import LastWill
 from energy_messaging._topics import validate_topic
+
+if TYPE_CHECKING:
+    from energy_messaging._state import LastWill
 
 __all__ = ["Connection", "ProtocolChoice"]
 

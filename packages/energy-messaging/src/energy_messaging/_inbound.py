@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -29,15 +27,17 @@ DeadLetterHook = Callable[[DeadLetter], Awaitable[None] | None]
 _UNDECODED: Any = object()
 
 
-@dataclass(slots=True)
 class InboundStats:
     """Counters of the incoming path."""
 
-    received: int = 0
-    handled: int = 0
-    handler_errors: int = 0
-    dead_letters: int = 0
-    last_message_at: float | None = None
+    __slots__ = ("dead_letters", "handled", "handler_errors", "last_message_at", "received")
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.handled = 0
+        self.handler_errors = 0
+        self.dead_letters = 0
+        self.last_message_at: float | None = None
 
 
 class _Pending:
@@ -63,6 +63,9 @@ class Inbound:
         max_queued: int,
         dead_letter: Callable[[DeadLetter], None],
     ) -> None:
+        import json  # noqa: PLC0415 - here, not at import: keeps `import energy_messaging.mqtt` light
+
+        self._loads = json.loads
         self._router = router
         self._concurrency = concurrency
         self._max_queued = max_queued
@@ -177,7 +180,7 @@ class Inbound:
             if sub.decode:
                 if decoded is _UNDECODED:
                     try:
-                        decoded = json.loads(raw)
+                        decoded = self._loads(raw)
                     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
                         self._dead_letter(DeadLetter(topic, raw, "decode_error", str(exc), sub.pattern.mqtt_filter))
                         return

@@ -21,11 +21,12 @@ from energy_messaging._inbound import DeadLetterHook, Inbound
 from energy_messaging._message import DeadLetter
 from energy_messaging._outbound import Outbound, Outgoing, encode_payload, make_properties, topic_bytes
 from energy_messaging._router import Handler, Router, Subscription
-from energy_messaging._state import LastWill, MQTTState, dead_letter_task
 from energy_messaging._topics import TopicPattern, validate_topic
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
+
+    from energy_messaging._state import LastWill, MQTTState
 
 __all__ = ["MQTTManager"]
 
@@ -158,6 +159,8 @@ class MQTTManager(Connection):
     @property
     def state(self) -> MQTTState:
         """A snapshot of connection state and counters for health checks and metrics."""
+        from energy_messaging._state import MQTTState  # noqa: PLC0415 - on use: keeps the import path light
+
         stats = self._inbound.stats
         return MQTTState(
             connected=self.is_connected,
@@ -367,4 +370,6 @@ class MQTTManager(Connection):
         self._inbound.stats.dead_letters += 1
         logger.warning("MQTT dead letter on %s: %s (%s)", letter.topic, letter.reason, letter.detail)
         if self._on_dead_letter is not None or self._dead_letter_topic is not None:
+            from energy_messaging._state import dead_letter_task  # noqa: PLC0415 - on use, see state
+
             self._spawn(dead_letter_task(self, letter, self._on_dead_letter, self._dead_letter_topic))

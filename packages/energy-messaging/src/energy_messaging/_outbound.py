@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -31,7 +30,10 @@ _PROPERTY_KEYS = {
 }
 
 
-_encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # one instance: dumps() builds one per call
+if TYPE_CHECKING:
+    import json
+
+_encoder: json.JSONEncoder | None = None  # one instance (json.dumps builds one per call), made on first use
 _TOPIC_CACHE_LIMIT = 10_000
 _topics: dict[str, bytes] = {}
 
@@ -55,6 +57,14 @@ def topic_bytes(topic: object) -> bytes:
     return cached
 
 
+def _make_encoder() -> json.JSONEncoder:
+    global _encoder  # noqa: PLW0603 - a lazily built constant
+    import json  # noqa: PLC0415 - on first publish: keeps `import energy_messaging.mqtt` light
+
+    _encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+    return _encoder
+
+
 def encode_payload(payload: object, context: dict[str, str] | None) -> bytes:
     """Serialise a payload: bytes as is, str as UTF-8, None as empty, models and JSON values as JSON.
 
@@ -75,7 +85,7 @@ def encode_payload(payload: object, context: dict[str, str] | None) -> bytes:
     if context and isinstance(payload, dict):
         payload = {**payload, CONTEXT_FIELD: context}
     try:
-        return _encoder.encode(payload).encode()
+        return (_encoder or _make_encoder()).encode(payload).encode()
     except (TypeError, ValueError) as exc:
         raise PayloadEncodeError(
             f"The payload of type {type(payload).__name__} is not JSON-serialisable: {exc}. "

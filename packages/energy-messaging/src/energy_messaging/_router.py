@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from energy_messaging._errors import TopicValidationError
@@ -22,7 +21,6 @@ Handler = Callable[[MQTTMessage], Awaitable[Any]]
 _CACHE_LIMIT = 10_000
 
 
-@dataclass(eq=False, slots=True)
 class Subscription:
     """One handler registered for one filter (returned by ``MQTTManager.subscribe``).
 
@@ -34,20 +32,38 @@ class Subscription:
         model: Optional pydantic model the decoded payload is validated against.
     """
 
-    pattern: TopicPattern
-    handler: Handler
-    qos: int
-    decode: bool = True
-    model: type[BaseModel] | None = None
+    __slots__ = ("decode", "handler", "model", "pattern", "qos")
+
+    def __init__(
+        self,
+        pattern: TopicPattern,
+        handler: Handler,
+        qos: int,
+        decode: bool = True,
+        model: type[BaseModel] | None = None,
+    ) -> None:
+        self.pattern = pattern
+        self.handler = handler
+        self.qos = qos
+        self.decode = decode
+        self.model = model
+
+    def __repr__(self) -> str:
+        return (
+            f"Subscription(pattern={self.pattern!r}, handler={self.handler!r}, qos={self.qos}, "
+            f"decode={self.decode}, model={self.model!r})"
+        )
 
 
-@dataclass(slots=True)
 class BrokerFilter:
     """One filter as subscribed at the broker; several handlers may share it."""
 
-    mqtt_filter: str
-    identifier: int
-    subscriptions: list[Subscription] = field(default_factory=list)
+    __slots__ = ("identifier", "mqtt_filter", "subscriptions")
+
+    def __init__(self, mqtt_filter: str, identifier: int) -> None:
+        self.mqtt_filter = mqtt_filter
+        self.identifier = identifier
+        self.subscriptions: list[Subscription] = []
 
     @property
     def qos(self) -> int:
