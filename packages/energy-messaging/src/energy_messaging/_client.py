@@ -7,7 +7,10 @@ directly, at this single boundary:
 * paho's ``manual_ack`` is switched on, so a QoS 1 PUBACK is sent only when the
   manager calls :meth:`ack` after the handler finished;
 * incoming messages go straight to the manager's callback (no aiomqtt ``Message``
-  copy, no per-message task);
+  copy, no per-message task); QoS 0/1 PUBLISH packets are decoded here
+  (:mod:`energy_messaging._wire`) unless they carry properties other than subscription
+  identifiers and user properties (paho would build a ``Properties`` object and an
+  ``MQTTMessage`` with a lock, and take two callback mutexes, per message);
 * the socket reader can be paused, which applies TCP back-pressure to the broker when
   the bounded incoming queue is full instead of dropping;
 * QoS 0 and 1 PUBLISH packets are built here and queued on paho's output queue, and
@@ -39,17 +42,16 @@ import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
 
+from energy_messaging._wire import Incoming, decode_publish, encode_publish, write_packets
+
 if TYPE_CHECKING:
     from energy_messaging._outbound import Outgoing
 
 __all__ = ["Client"]
 
 _READ_BATCH = 64  # packets read per readiness event at most (fairness with other tasks)
-_WRITE_BATCH = 256  # packets joined into one send at most
 _PUBLISH = paho.PUBLISH
 _PUBACK = paho.PUBACK
-_DISCONNECT = paho.DISCONNECT
-_MAX_REMAINING_LENGTH = 268_435_455  # what MQTT's variable-length integer can carry
 _NO_PROPERTIES = b"\x00"
 
 
@@ -59,7 +61,7 @@ class Client(aiomqtt.Client):
     def __init__(
         self,
         *args: Any,
-        deliver: Callable[[paho.MQTTMessage], None],
+        deliver: Callable[[paho.MQTTMessage | Incoming], None],
         lost: Callable[[], None],
         acked: Callable[[int, int], None],
         **kwargs: Any,
@@ -160,7 +162,7 @@ class Client(aiomqtt.Client):
         self._write_scheduled = False
         client = self._client
         try:
-            rc = _write_packets(client)
+            rc = write_packets(client)
             if rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_AGAIN):
                 client._loop_rc_handle(rc)
         except Exception as exc:  # noqa: BLE001 - any write error means the connection is gone
@@ -211,9 +213,9 @@ class Client(aiomqtt.Client):
             ValueError: If the packet is larger than MQTT allows.
         """
         client = self._client
-        topic_bytes, payload, qos, properties = item.wire_topic, item.payload, item.qos, item.properties
+        qos, properties = item.qos, item.properties
         if qos == 2:
-            info = client.publish(item.topic, payload, qos, item.retain, properties)
+            info = client.publish(item.topic, item.payload, qos, item.retain, properties)
             if info.rc != paho.MQTT_ERR_SUCCESS:
                 raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
             return None if info.is_published() else info.mid
@@ -224,21 +226,7 @@ class Client(aiomqtt.Client):
         else:
             props = b""
         mid = client._mid_generate() if qos else 0
-        length = len(topic_bytes) + len(props) + len(payload) + (4 if qos else 2)
-        if length > _MAX_REMAINING_LENGTH:
-            raise ValueError(f"An MQTT packet carries at most {_MAX_REMAINING_LENGTH} bytes.")
-        header = bytearray((_PUBLISH | qos << 1 | item.retain,))
-        while length > 0x7F:  # MQTT variable-length integer
-            header.append(length & 0x7F | 0x80)
-            length >>= 7
-        header.append(length)
-        header += len(topic_bytes).to_bytes(2, "big")
-        parts = (
-            [header, topic_bytes, mid.to_bytes(2, "big"), props, payload]
-            if qos
-            else [header, topic_bytes, props, payload]
-        )
-        packet = b"".join(parts)
+        packet = encode_publish(item.wire_topic, item.payload, qos, item.retain, mid=mid, properties=props)
         client._out_packet.append(
             {
                 "command": _PUBLISH,
@@ -255,13 +243,23 @@ class Client(aiomqtt.Client):
 
     def _packet_handle(self) -> MQTTErrorCode:
         # A PUBACK answers a QoS 1 publish sent by send(): report its reason code (0 when
-        # absent) by message id; paho's properties, if any, are not needed. Every other
-        # packet is paho's.
+        # absent) by message id; its properties are not needed. A QoS 0/1 PUBLISH is decoded
+        # here when its properties allow (see _wire) and delivered with manual ack, as paho
+        # would. Everything else, and anything malformed, is paho's.
         packet = self._client._in_packet
         body = packet["packet"]
-        if packet["command"] & 0xF0 == _PUBACK and len(body) >= 2:
+        kind = packet["command"] & 0xF0
+        if kind == _PUBACK and len(body) >= 2:
             self._acked(body[0] << 8 | body[1], body[2] if len(body) > 2 else 0)
             return paho.MQTT_ERR_SUCCESS
+        if kind == _PUBLISH and packet["command"] >> 1 & 3 < 2:
+            try:
+                message = decode_publish(packet["command"], body, self._client._protocol == paho.MQTTv5)
+            except (ValueError, IndexError):  # malformed: paho's decoder reports it
+                message = None
+            if message is not None:
+                self._deliver(message)
+                return paho.MQTT_ERR_SUCCESS
         return self._paho_packet_handle()
 
     def abandon(self) -> None:
@@ -274,45 +272,3 @@ class Client(aiomqtt.Client):
         fut = self._disconnected
         if fut.done() and not fut.cancelled():
             fut.exception()
-
-
-def _write_packets(client: paho.Client) -> MQTTErrorCode:
-    """Write paho's queued packets, joined into one ``send`` per batch; return a paho rc."""
-    out = client._out_packet
-    while out:
-        batch = []
-        for packet in out:
-            if packet["command"] & 0xF0 == _DISCONNECT:
-                break  # paho's writer closes the socket after it
-            batch.append(packet)
-            if len(batch) == _WRITE_BATCH:
-                break
-        if not batch:
-            return client._packet_write()
-        if len(batch) == 1:
-            data = batch[0]["packet"][batch[0]["pos"] :]
-        else:
-            data = b"".join([packet["packet"][packet["pos"] :] for packet in batch])
-        try:
-            sent = client._sock_send(data)
-        except BlockingIOError:
-            return paho.MQTT_ERR_AGAIN
-        except OSError:
-            return paho.MQTT_ERR_CONN_LOST
-        client._last_msg_out = paho.time_func()  # for keepalive, as paho does
-        for packet in batch:
-            left = packet["to_process"]
-            if sent < left:
-                packet["pos"] += sent
-                packet["to_process"] = left - sent
-                return paho.MQTT_ERR_AGAIN
-            sent -= left
-            packet["pos"] += left
-            packet["to_process"] = 0
-            out.popleft()
-            info = packet["info"]
-            if info is not None and packet["qos"] == 0 and packet["command"] & 0xF0 == _PUBLISH:
-                # What paho does for a written QoS 0 PUBLISH of paho.publish (not used by
-                # the manager); its on_publish (ours) ignores QoS 0.
-                info._set_as_published()
-    return paho.MQTT_ERR_SUCCESS

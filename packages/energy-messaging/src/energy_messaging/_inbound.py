@@ -16,6 +16,10 @@ from energy_messaging import _context
 from energy_messaging._client import Client
 from energy_messaging._message import DeadLetter, MQTTMessage
 from energy_messaging._router import Router, Subscription
+from energy_messaging._wire import Incoming
+
+#: A received message: decoded by the client, or by paho (QoS 2, unusual properties).
+Received = paho.MQTTMessage | Incoming
 
 __all__ = ["DeadLetterHook", "Inbound", "InboundStats"]
 
@@ -71,7 +75,7 @@ class Inbound:
         self._max_queued = max_queued
         self._resume_below = max(max_queued // 2, 1)
         self._dead_letter = dead_letter
-        self._queue: asyncio.Queue[tuple[paho.MQTTMessage, _Pending | None]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[Received, _Pending | None]] = asyncio.Queue()
         self._pending: deque[_Pending] = deque()
         self._generation = 0
         self._client: Client | None = None
@@ -118,7 +122,7 @@ class Inbound:
         self._workers = []
 
     # ------------------------------------------------------------------ paho callback
-    def deliver(self, message: paho.MQTTMessage) -> None:
+    def deliver(self, message: Received) -> None:
         """Queue one message (called by paho inside the event loop; never raises)."""
         pending = None
         if message.qos > 0:
@@ -160,7 +164,7 @@ class Inbound:
             if client is not None and head.generation == self._generation:
                 client.ack(head.mid, head.qos)
 
-    async def _process(self, message: paho.MQTTMessage) -> None:
+    async def _process(self, message: Received) -> None:
         try:
             topic = message.topic
         except UnicodeDecodeError:

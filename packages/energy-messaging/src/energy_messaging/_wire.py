@@ -1,0 +1,193 @@
+"""MQTT packets at the byte level for the client: PUBLISH encoding and decoding, batched writes.
+
+Pure functions over paho's packet structures (see :mod:`energy_messaging._client` for
+the paho internals involved). PUBLISH decoding covers what the manager's subscriptions
+receive: QoS 0/1 with no properties, subscription identifiers and user properties; any
+other property (response topic, correlation data...) is left to paho's full decoder.
+"""
+
+from __future__ import annotations
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import MQTTErrorCode
+
+__all__ = ["Incoming", "decode_publish", "encode_publish", "write_packets"]
+
+_WRITE_BATCH = 256  # packets joined into one send at most
+_PUBLISH = paho.PUBLISH
+_DISCONNECT = paho.DISCONNECT
+_MAX_REMAINING_LENGTH = 268_435_455  # what MQTT's variable-length integer can carry
+_SUBSCRIPTION_IDENTIFIER = 0x0B
+_USER_PROPERTY = 0x26
+
+
+class Incoming:
+    """A received PUBLISH: the attributes of paho's ``MQTTMessage`` that the manager reads."""
+
+    __slots__ = ("_topic", "dup", "mid", "payload", "properties", "qos", "retain")
+
+    def __init__(self, topic: bytes, payload: bytes, header: int, mid: int, properties: object) -> None:
+        self._topic = topic
+        self.payload = payload
+        self.qos = header >> 1 & 3
+        self.retain = bool(header & 1)
+        self.dup = bool(header & 8)
+        self.mid = mid
+        self.properties = properties
+
+    @property
+    def topic(self) -> str:
+        """The topic; raises UnicodeDecodeError if it is not UTF-8 (as paho's does)."""
+        return self._topic.decode()
+
+
+class PublishProperties:
+    """MQTT 5 PUBLISH properties holding only subscription identifiers and user properties.
+
+    Attributes are set only when present, like paho's ``Properties`` (read them with ``getattr``).
+    """
+
+    __slots__ = ("SubscriptionIdentifier", "UserProperty")
+
+    SubscriptionIdentifier: list[int]
+    UserProperty: list[tuple[str, str]]
+
+    def __repr__(self) -> str:
+        shown = {
+            name: getattr(self, name) for name in ("SubscriptionIdentifier", "UserProperty") if hasattr(self, name)
+        }
+        return f"PublishProperties({shown})"
+
+
+def _varint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 21:
+            raise ValueError("variable byte integer longer than 4 bytes")
+
+
+def _properties(data: bytes | bytearray, pos: int, end: int) -> PublishProperties | None:
+    """Decode subscription identifiers and user properties; None if another property is present."""
+    props = PublishProperties()
+    ids: list[int] = []
+    users: list[tuple[str, str]] = []
+    while pos < end:
+        ident = data[pos]
+        if ident == _SUBSCRIPTION_IDENTIFIER:
+            value, pos = _varint(data, pos + 1)
+            ids.append(value)
+        elif ident == _USER_PROPERTY:
+            strings = []
+            pos += 1
+            for _ in range(2):
+                size = data[pos] << 8 | data[pos + 1]
+                strings.append(bytes(data[pos + 2 : pos + 2 + size]).decode())
+                pos += 2 + size
+            users.append((strings[0], strings[1]))
+        else:
+            return None
+    if pos != end:
+        raise ValueError("properties overrun their length")
+    if ids:
+        props.SubscriptionIdentifier = ids
+    if users:
+        props.UserProperty = users
+    return props
+
+
+def decode_publish(header: int, body: bytes | bytearray, v5: bool) -> Incoming | None:
+    """Decode a QoS 0/1 PUBLISH (``body`` follows the fixed header); None: let paho decode it.
+
+    Raises:
+        ValueError, IndexError, UnicodeDecodeError: If the packet is malformed.
+    """
+    qos = header >> 1 & 3
+    size = body[0] << 8 | body[1]
+    pos = 2 + size
+    if pos > len(body) or (size == 0 and not v5):
+        raise ValueError("bad topic length")
+    topic = bytes(body[2:pos])
+    mid = 0
+    if qos:
+        mid = body[pos] << 8 | body[pos + 1]
+        pos += 2
+    props = None
+    if v5:
+        length, pos = _varint(body, pos)
+        end = pos + length
+        if end > len(body):
+            raise ValueError("properties overrun the packet")
+        if length:
+            props = _properties(body, pos, end)
+            if props is None:
+                return None
+        pos = end
+    return Incoming(topic, bytes(body[pos:]), header, mid, props)
+
+
+def encode_publish(topic: bytes, payload: bytes, qos: int, retain: bool, *, mid: int, properties: bytes) -> bytes:
+    """Encode a PUBLISH packet (``properties`` already packed, empty before MQTT 5).
+
+    Raises:
+        ValueError: If the packet is larger than MQTT allows.
+    """
+    length = len(topic) + len(properties) + len(payload) + (4 if qos else 2)
+    if length > _MAX_REMAINING_LENGTH:
+        raise ValueError(f"An MQTT packet carries at most {_MAX_REMAINING_LENGTH} bytes.")
+    header = bytearray((_PUBLISH | qos << 1 | retain,))
+    while length > 0x7F:  # MQTT variable-length integer
+        header.append(length & 0x7F | 0x80)
+        length >>= 7
+    header.append(length)
+    header += len(topic).to_bytes(2, "big")
+    if qos:
+        return b"".join((header, topic, mid.to_bytes(2, "big"), properties, payload))
+    return b"".join((header, topic, properties, payload))
+
+
+def write_packets(client: paho.Client) -> MQTTErrorCode:
+    """Write paho's queued packets, joined into one ``send`` per batch; return a paho rc."""
+    out = client._out_packet
+    while out:
+        batch = []
+        for packet in out:
+            if packet["command"] & 0xF0 == _DISCONNECT:
+                break  # paho's writer closes the socket after it
+            batch.append(packet)
+            if len(batch) == _WRITE_BATCH:
+                break
+        if not batch:
+            return client._packet_write()
+        if len(batch) == 1:
+            data = batch[0]["packet"][batch[0]["pos"] :]
+        else:
+            data = b"".join([packet["packet"][packet["pos"] :] for packet in batch])
+        try:
+            sent = client._sock_send(data)
+        except BlockingIOError:
+            return paho.MQTT_ERR_AGAIN
+        except OSError:
+            return paho.MQTT_ERR_CONN_LOST
+        client._last_msg_out = paho.time_func()  # for keepalive, as paho does
+        for packet in batch:
+            left = packet["to_process"]
+            if sent < left:
+                packet["pos"] += sent
+                packet["to_process"] = left - sent
+                return paho.MQTT_ERR_AGAIN
+            sent -= left
+            packet["pos"] += left
+            packet["to_process"] = 0
+            out.popleft()
+            info = packet["info"]
+            if info is not None and packet["qos"] == 0 and packet["command"] & 0xF0 == _PUBLISH:
+                # What paho does for a written QoS 0 PUBLISH of paho.publish (not used by
+                # the manager); its on_publish (ours) ignores QoS 0.
+                info._set_as_published()
+    return paho.MQTT_ERR_SUCCESS
