@@ -363,15 +363,20 @@ async def section_consume(rounds: int, count: int, run_id: str) -> None:
             print(f"  consume {name:8s} {counter.count:6d} msgs ({lost} lost) {counter.count / span:9.0f} msg/s")
     base = statistics.median(rates["aiomqtt"])
     base_cpu = statistics.median(cpu_rates["aiomqtt"])
-    print("\nconsume (routing + JSON + handler), median msg/s      ratio to raw aiomqtt (wall / CPU)")
+    paho_wall, paho_cpu = statistics.median(rates["paho"]), statistics.median(cpu_rates["paho"])
+    print("\nconsume (routing + JSON + handler), median      ratio to raw aiomqtt / to raw paho (wall, CPU)")
     for name in CONSUMERS:
         wall, cpu_rate = statistics.median(rates[name]), statistics.median(cpu_rates[name])
-        print(f"  {name:14s} {wall:9.0f}/s  {cpu_rate:9.0f}/CPU-s   {wall / base:5.2f}x / {cpu_rate / base_cpu:5.2f}x")
+        print(
+            f"  {name:14s} {wall:9.0f}/s  {cpu_rate:9.0f}/CPU-s   {wall / base:5.2f}x, {cpu_rate / base_cpu:5.2f}x"
+            f"  /  {wall / paho_wall:5.2f}x, {cpu_rate / paho_cpu:5.2f}x"
+        )
 
 
 async def section_publish(rounds: int, pub_count: int, run_id: str) -> None:
     """QoS 1 publishing with several in flight vs paho."""
     pubs: dict[str, list[float]] = {"energy": [], "energy-nowait": [], "energy-serial": [], "paho": []}
+    cpus: dict[str, list[float]] = {name: [] for name in pubs}  # process CPU (paho: its thread too) per message
     runners: dict[str, Callable[[str], Awaitable[float]]] = {
         "energy": lambda p: publish_energy(p, pub_count),
         "energy-nowait": lambda p: publish_energy_nowait(p, pub_count),
@@ -383,11 +388,16 @@ async def section_publish(rounds: int, pub_count: int, run_id: str) -> None:
         random.shuffle(order)
         for name in order:
             n = pub_count // 5 if name == "energy-serial" else pub_count
+            cpu = time.process_time()
             pubs[name].append(n / await runners[name](f"bench/{run_id}/p{r}"))
-    print(f"\nQoS 1 publish ({pub_count} msgs, up to 100 in flight), median msg/s   ratio to paho")
+            cpus[name].append((time.process_time() - cpu) / n)
+    print(f"\nQoS 1 publish ({pub_count} msgs, up to 100 in flight), median msg/s  ratio to paho  CPU/msg")
     for name, values in pubs.items():
         value = statistics.median(values)
-        print(f"  {name:14s} {value:9.0f}/s   {value / statistics.median(pubs['paho']):5.2f}x")
+        print(
+            f"  {name:14s} {value:9.0f}/s   {value / statistics.median(pubs['paho']):5.2f}x"
+            f"   {statistics.median(cpus[name]) * 1e6:6.1f} us"
+        )
 
 
 async def section_latency(quick: bool, run_id: str) -> None:
