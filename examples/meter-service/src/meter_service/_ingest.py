@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,8 @@ class IngestStats:
     events: int = 0
     store_failures: int = 0
     last_batch: int = 0
+    store_seconds: float = 0.0
+    publish_seconds: float = 0.0
 
 
 Row = dict[str, Any]
@@ -69,6 +72,8 @@ class TelemetryIngestor:
         batch_size: Flush when this many readings wait.
         max_delay: Flush at the latest this many seconds after the first reading arrived.
         copy: Use PostgreSQL ``COPY`` for the batch (``create_many`` otherwise / on SQLite).
+        flushers: Batches written at once (overlaps database round trips; 1 on SQLite,
+            whose writers queue anyway).
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class TelemetryIngestor:
         batch_size: int = 1000,
         max_delay: float = 0.05,
         copy: bool = True,
+        flushers: int = 4,
     ) -> None:
         self._db = db
         self._cache = cache
@@ -94,6 +100,8 @@ class TelemetryIngestor:
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._slots = asyncio.Semaphore(flushers if db.is_postgres else 1)
+        self._flushing: set[asyncio.Task[None]] = set()
         self._event_slots = asyncio.Semaphore(_EVENT_CONCURRENCY)
         self.stats = IngestStats()
 
@@ -115,10 +123,15 @@ class TelemetryIngestor:
             self._full.set()
             try:
                 await asyncio.wait_for(asyncio.shield(task), timeout)
+                if self._flushing:
+                    await asyncio.wait(set(self._flushing), timeout=timeout)
             except TimeoutError:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            for flush in list(self._flushing):
+                flush.cancel()
+            await asyncio.gather(*self._flushing, return_exceptions=True)
         for _, future in self._buffer:
             future.cancel()
         self._buffer.clear()
@@ -156,7 +169,21 @@ class TelemetryIngestor:
             if not self._buffer:
                 self._has_items.clear()
             if batch:
-                await self._flush(batch)
+                await self._slots.acquire()
+                flush = asyncio.create_task(self._flush_in_slot(batch), name="meter-ingest-batch")
+                self._flushing.add(flush)
+                flush.add_done_callback(self._flushing.discard)
+
+    async def _flush_in_slot(self, batch: list[tuple[Row, asyncio.Future[None]]]) -> None:
+        try:
+            await self._flush(batch)
+        except Exception:  # never lose the handlers' futures silently
+            logger.exception("a batch of %d readings failed; the broker redelivers them", len(batch))
+            for _, future in batch:
+                if not future.done():
+                    future.cancel()
+        finally:
+            self._slots.release()
 
     async def _flush(self, batch: list[tuple[Row, asyncio.Future[None]]]) -> None:
         unique: dict[tuple[str, int], Row] = {}
@@ -165,8 +192,10 @@ class TelemetryIngestor:
         rows = list(unique.values())
         delay = 0.1
         while True:
+            started = time.perf_counter()
             try:
                 stored = await self._store(rows)
+                self.stats.store_seconds += time.perf_counter() - started
                 break
             except EnergyError as exc:
                 # Hold the handlers (and so the acks): the broker keeps the messages meanwhile.
@@ -194,7 +223,9 @@ class TelemetryIngestor:
             if not future.done():
                 future.set_result(None)
         if self._bus is not None and stored:
+            started = time.perf_counter()
             await self._publish_events(stored)
+            self.stats.publish_seconds += time.perf_counter() - started
 
     async def _store(self, rows: list[Row]) -> list[Row]:
         """Store the batch; return the rows that were new (all of them unless redelivered)."""

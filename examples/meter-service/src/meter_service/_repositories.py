@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from meter_service._models import Reading, User
-from meter_service._schemas import DaySummary
+from meter_service._schemas import DaySummary, ReadingOut
 
 __all__ = ["READING_COLUMNS", "ReadingRepository", "UserRepository"]
 
@@ -59,14 +59,22 @@ class ReadingRepository(BaseRepository[Reading]):
             result = await self.session.execute(stmt, list(rows))
             return [(row[0], row[1]) for row in result.all()]
 
-    async def in_range(self, device_id: str, start_ms: int, end_ms: int, *, page: int, limit: int) -> Page[Reading]:
-        """Readings of one meter with ``start_ms <= ts < end_ms``, newest first."""
+    async def in_range(self, device_id: str, start_ms: int, end_ms: int, *, page: int, limit: int) -> Page[ReadingOut]:
+        """Readings of one meter with ``start_ms <= ts < end_ms``, newest first.
+
+        Reads columns, not ORM objects: this is the API's hot path.
+        """
         self._check_limit(limit)
         where = (Reading.device_id == device_id, Reading.ts >= start_ms, Reading.ts < end_ms)
+        columns = [getattr(Reading, name) for name in READING_COLUMNS]
+        stmt = select(*columns).where(*where).order_by(Reading.ts.desc()).limit(limit).offset((page - 1) * limit)
         async with translating_errors_async():
-            total = int((await self.session.execute(select(func.count()).where(*where))).scalar_one())
-            stmt = select(Reading).where(*where).order_by(Reading.ts.desc()).limit(limit).offset((page - 1) * limit)
-            items = list((await self.session.scalars(stmt)).all())
+            rows = (await self.session.execute(stmt)).all()
+            if page == 1 and len(rows) < limit:
+                total = len(rows)  # the whole range fits on the first page: no COUNT needed
+            else:
+                total = int((await self.session.execute(select(func.count()).where(*where))).scalar_one())
+        items = [ReadingOut.model_construct(**row._mapping) for row in rows]  # trusted: our own columns
         return Page(items=items, total=total, page=page, limit=limit)
 
     async def daily_summary(self, device_id: str, start_ms: int, end_ms: int) -> list[DaySummary]:

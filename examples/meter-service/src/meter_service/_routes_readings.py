@@ -7,7 +7,7 @@ from typing import Annotated
 from energy_auth.fastapi import require_permission
 from energy_common.exceptions import ValidationError
 from energy_common.responses import APIResponse, PaginatedResponse
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from meter_service._repositories import ReadingRepository
 from meter_service._routes_devices import DeviceId, Runtime
@@ -37,7 +37,7 @@ def readings_router() -> APIRouter:
     """Build the readings router (``devices:read``)."""
     router = APIRouter(prefix="/devices", tags=["readings"], dependencies=[Depends(require_permission("devices:read"))])
 
-    @router.get("/{device_id}/readings")
+    @router.get("/{device_id}/readings", response_model=PaginatedResponse[ReadingOut])
     async def readings(
         device_id: DeviceId,
         *,
@@ -46,13 +46,14 @@ def readings_router() -> APIRouter:
         end: datetime | None = None,
         page: Annotated[int, Query(ge=1)] = 1,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> PaginatedResponse[ReadingOut]:
+    ) -> Response:
         """Readings with ``start <= time < end`` (ISO 8601; default: the last 24 h), newest first."""
         start_ms, end_ms = _range(start, end, timedelta(hours=24))
         async with runtime.db.session() as session:
             found = await ReadingRepository(session).in_range(device_id, start_ms, end_ms, page=page, limit=limit)
-        items = [ReadingOut.model_validate(reading, from_attributes=True) for reading in found.items]
-        return APIResponse.paginated(items, page=found.page, limit=found.limit, total=found.total)
+        body = APIResponse.paginated(found.items, page=found.page, limit=found.limit, total=found.total)
+        # Serialised once by pydantic-core (the declared response_model documents it).
+        return Response(body.model_dump_json(by_alias=True), media_type="application/json")
 
     @router.get("/{device_id}/summary")
     async def summary(

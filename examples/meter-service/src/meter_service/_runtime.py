@@ -143,6 +143,7 @@ class MeterRuntime:
             batch_size=settings.ingest_batch_size,
             max_delay=settings.ingest_max_delay,
             copy=settings.ingest_copy,
+            flushers=settings.ingest_flushers,
         )
         self.health = HealthChecker(settings.service_name, default_timeout=2.0)
         self.health.add_check(DatabaseHealthCheck(self.db))

@@ -71,6 +71,7 @@ class MeterSettings(Settings):
     ingest_max_delay: float = Field(default=0.05, gt=0, le=5)
     ingest_concurrency: int = Field(default=2000, ge=1, le=20_000)
     ingest_copy: bool = True
+    ingest_flushers: int = Field(default=4, ge=1, le=32)
     events_enabled: bool = True
     dead_letter_topic: str | None = None  # default: <mqtt_topic_root>/dead-letters
 
