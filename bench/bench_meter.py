@@ -12,7 +12,7 @@ What runs, all on this machine, in one go:
    subscription ``$share/<group>/...``, PostgreSQL in a throwaway database, the shared
    Mosquitto under a unique topic prefix, in-memory cache and event bus) fed by a paho
    publisher process (QoS 1, 1,000 meters) as fast as the service stores: the parent
-   keeps at most 2,500 readings per replica in flight. Configurations: 1 and 2
+   keeps at most 2,000 readings per replica in flight. Configurations: 1 and 2
    replicas, with and without ``reading.recorded`` events (``--quick``: with only). Reported: readings
    stored per second in the steady state (10 %..90 % of the rows, from ``count(*)``
    samples), service CPU per reading (all replicas), the share of wall time in the
@@ -49,7 +49,7 @@ DATABASE_URL = os.environ.get("ENERGY_TEST_DATABASE_URL", "postgresql://postgres
 MQTT_URL = os.environ.get("ENERGY_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
 METERS = 1000
 #: Readings in flight (published, not yet stored) per replica: below what the broker queues.
-WINDOW_PER_REPLICA = 2500
+WINDOW_PER_REPLICA = 2000
 ADMIN_PASSWORD = "bench-" + secrets.token_urlsafe(12)  # one per run: the first replica seeds it
 
 
