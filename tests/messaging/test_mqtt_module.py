@@ -9,16 +9,33 @@ import energy_messaging
 import pytest
 from energy_messaging import mqtt
 
+SCRIPT = """
+import asyncio, sys
+from energy_messaging.mqtt import DeviceManager, MQTTManager
 
-def test_seed_import_defers_json_and_state_until_used() -> None:
-    """Importing MQTTManager and DeviceManager loads neither json nor the state module; using them does."""
-    code = (
-        "import sys; from energy_messaging.mqtt import MQTTManager, DeviceManager; "
-        "print(sorted(m for m in ('json', 'energy_messaging._state') if m in sys.modules)); "
-        "MQTTManager('127.0.0.1').state; print(sorted(m for m in ('json', 'energy_messaging._state') if m in sys.modules))"
-    )
+DEFERRED = ("json", "energy_messaging._state", "energy_messaging._client", "energy_messaging._wire")
+print(sorted(m for m in DEFERRED if m in sys.modules))
+mqtt = MQTTManager("127.0.0.1", {port}, connect_timeout=0.3)
+mqtt.state
+print(sorted(m for m in DEFERRED if m in sys.modules))
+try:
+    asyncio.run(mqtt.connect())
+except Exception as exc:
+    print(type(exc).__name__)
+print(sorted(m for m in DEFERRED if m in sys.modules))
+"""
+
+
+def test_seed_import_defers_what_only_use_needs(free_tcp_port: int) -> None:
+    """The seed import loads neither json, the state module nor the wire-level client; using a manager does."""
+    code = SCRIPT.format(port=free_tcp_port)  # nothing listens there: the connect attempt fails
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
-    assert out.stdout.split("\n")[:2] == ["[]", "['energy_messaging._state', 'json']"]
+    assert out.stdout.split("\n")[:4] == [
+        "[]",
+        "['energy_messaging._state', 'json']",
+        "MessagingConnectionError",
+        "['energy_messaging._client', 'energy_messaging._state', 'energy_messaging._wire', 'json']",
+    ]
 
 
 def test_lazy_names_resolve_to_the_package_objects() -> None:

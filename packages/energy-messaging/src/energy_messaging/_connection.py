@@ -20,7 +20,6 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from energy_messaging._client import Client
 from energy_messaging._errors import MessagingError
 from energy_messaging._inbound import Inbound
 from energy_messaging._outbound import Outbound, encode_payload
@@ -28,6 +27,7 @@ from energy_messaging._router import Router
 from energy_messaging._topics import validate_topic
 
 if TYPE_CHECKING:
+    from energy_messaging._client import Client
     from energy_messaging._state import LastWill
 
 __all__ = ["Connection", "ProtocolChoice"]
@@ -141,6 +141,9 @@ class Connection:
         raise aiomqtt.MqttError("no protocol version was accepted")  # pragma: no cover - loop always returns/raises
 
     def _make_client(self, version: aiomqtt.ProtocolVersion) -> Client:
+        # The wire-level client (and its packet codec) loads with the first connection.
+        from energy_messaging._client import Client  # noqa: PLC0415
+
         v5 = version == aiomqtt.ProtocolVersion.V5
         will = None
         last_will = self._will() if callable(self._will) else self._will

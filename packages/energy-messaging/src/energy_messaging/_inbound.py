@@ -8,18 +8,20 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-import paho.mqtt.client as paho
+from typing import TYPE_CHECKING, Any
 
 from energy_messaging import _context
-from energy_messaging._client import Client
 from energy_messaging._message import DeadLetter, MQTTMessage
 from energy_messaging._router import Router, Subscription
-from energy_messaging._wire import Incoming
 
-#: A received message: decoded by the client, or by paho (QoS 2, unusual properties).
-Received = paho.MQTTMessage | Incoming
+if TYPE_CHECKING:
+    import paho.mqtt.client as paho
+
+    from energy_messaging._client import Client
+    from energy_messaging._wire import Incoming
+
+    #: A received message: decoded by the client, or by paho (QoS 2, unusual properties).
+    Received = paho.MQTTMessage | Incoming
 
 __all__ = ["DeadLetterHook", "Inbound", "InboundStats"]
 

@@ -12,7 +12,6 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from energy_messaging import _context
-from energy_messaging._client import Client
 from energy_messaging._errors import PayloadEncodeError, PublishBufferFullError, PublishError, TopicValidationError
 from energy_messaging._protocol import CONTEXT_FIELD
 from energy_messaging._topics import validate_topic
@@ -32,6 +31,8 @@ _PROPERTY_KEYS = {
 
 if TYPE_CHECKING:
     import json
+
+    from energy_messaging._client import Client
 
 _encoder: json.JSONEncoder | None = None  # one instance (json.dumps builds one per call), made on first use
 _TOPIC_CACHE_LIMIT = 10_000
