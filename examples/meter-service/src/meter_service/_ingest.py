@@ -20,7 +20,13 @@ from typing import Any
 
 from energy_common.cache import CacheKey, CacheManager
 from energy_common.database import Database
-from energy_common.exceptions import ConflictError, DatabaseConnectionError, DatabaseError, EnergyError
+from energy_common.exceptions import (
+    ConflictError,
+    DatabaseConnectionError,
+    DatabaseError,
+    EnergyError,
+    ServiceUnavailableError,
+)
 from energy_messaging import MQTTMessage
 from energy_messaging.events import EventBus
 from energy_monitoring import MetricsRegistry
@@ -177,11 +183,12 @@ class TelemetryIngestor:
     async def _flush_in_slot(self, batch: list[tuple[Row, asyncio.Future[None]]]) -> None:
         try:
             await self._flush(batch)
-        except Exception:  # never lose the handlers' futures silently
-            logger.exception("a batch of %d readings failed; the broker redelivers them", len(batch))
+        except Exception:  # a bug, not a database outage (those are retried): fail the handlers loudly
+            logger.exception("a batch of %d readings failed after storing", len(batch))
+            error = ServiceUnavailableError("The reading batch failed; see the service log.")
             for _, future in batch:
                 if not future.done():
-                    future.cancel()
+                    future.set_exception(error)
         finally:
             self._slots.release()
 
