@@ -337,3 +337,46 @@ async def test_two_replicas_on_a_shared_subscription_store_every_reading_once(
     assert two.ingestor.stats.stored > 0, "the shared subscription split the load"
     assert one.ingestor.stats.stored + two.ingestor.stats.stored == meters * per_meter
     assert one.ingestor.stats.duplicates + two.ingestor.stats.duplicates == 1
+
+
+async def test_bad_requests_get_clear_errors(service: Service) -> None:
+    """Bad ranges, ids and bodies are refused with the standard error envelope, never a 500."""
+    headers = {"Authorization": f"Bearer {await service.token()}"}
+    meter = f"{service.settings.simulator_id_prefix}001"
+    backwards = await service.client.get(
+        f"/api/v1/devices/{meter}/readings",
+        params={"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"},
+        headers=headers,
+    )
+    assert backwards.status_code == 400
+    assert backwards.json()["error"]["details"]["field"] == "start"
+    wildcard = await service.client.get("/api/v1/devices/a+b/readings", headers=headers)
+    assert wildcard.status_code in {400, 422}
+    assert wildcard.json()["success"] is False
+    extra = await service.client.post(
+        f"/api/v1/devices/{meter}/commands", json={"command": "ping", "sudo": True}, headers=headers
+    )
+    assert extra.status_code in {400, 422}
+    unknown = await service.client.get("/api/v1/devices/nobody-here", headers=headers)
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["error_code"] == "RESOURCE_NOT_FOUND"
+    # The device manager does not also subscribe to the telemetry filter: ingestion, status, replies.
+    assert service.runtime.mqtt.state.subscriptions == 3
+
+
+@pytest.mark.parametrize(
+    ("values", "variable"),
+    [
+        ({"environment": "production", "simulator_enabled": True, "jwt_secret_key": "x" * 40}, "SIMULATOR_ENABLED"),
+        ({"environment": "production"}, "JWT_SECRET_KEY"),
+        ({"mqtt_url": "http://broker:1883"}, "MQTT_URL"),
+        ({"ingest_batch_size": 0}, "INGEST_BATCH_SIZE"),
+    ],
+)
+def test_unsafe_or_invalid_settings_are_refused(values: dict[str, Any], variable: str) -> None:
+    """Settings that are invalid, or unsafe in production, raise a ConfigurationError naming the variable."""
+    from energy_common.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as info:
+        MeterSettings(**values)
+    assert variable in info.value.message
