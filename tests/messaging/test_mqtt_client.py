@@ -47,9 +47,9 @@ async def test_burst_larger_than_socket_buffer_arrives_whole_and_in_order(
     assert received[-1] == b"tail"
 
 
-@pytest.mark.parametrize("max_inflight", [1, 3])
+@pytest.mark.parametrize("max_inflight", [0, 1, 3])
 async def test_inflight_window_keeps_order(mqtt_broker: Any, mqtt_topic_prefix: str, max_inflight: int) -> None:
-    """With a small in-flight window, a burst of QoS 1 publishes waits for acknowledgements and arrives in order."""
+    """With a small (or the largest, 0) in-flight window, a QoS 1 burst waits for acknowledgements and arrives in order."""
     topic = f"{mqtt_topic_prefix}/window"
     received: list[int] = []
     async with MQTTManager(mqtt_broker.host, mqtt_broker.port) as sub:

@@ -58,7 +58,8 @@ class MQTTManager(Connection):
         max_queued_messages: Incoming messages queued before reading pauses
             (back-pressure); also the MQTT 5 receive maximum.
         handler_concurrency: Handlers running at once (1 keeps the arrival order).
-        max_inflight: Outgoing QoS > 0 publishes awaiting PUBACK at once.
+        max_inflight: Outgoing QoS > 0 publishes awaiting PUBACK at once; more wait in
+            order (0: as many as MQTT packet ids allow, 65,535).
         reconnect_min_delay: First reconnect delay in seconds (doubles up to the max, with jitter).
         reconnect_max_delay: Longest reconnect delay in seconds.
         connect_timeout: Seconds ``connect()`` waits for the first connection.

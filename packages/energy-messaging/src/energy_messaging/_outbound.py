@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from energy_messaging._client import Client
 
 _encoder: json.JSONEncoder | None = None  # one instance (json.dumps builds one per call), made on first use
+_MAX_INFLIGHT = 65_535  # MQTT packet ids: no more can await an acknowledgement at once
 _TOPIC_CACHE_LIMIT = 10_000
 _topics: dict[str, bytes] = {}
 
@@ -146,7 +147,7 @@ class Outbound:
 
     def __init__(self, max_buffered: int, max_inflight: int = 100) -> None:
         self.max_buffered = max_buffered
-        self.max_inflight = max(max_inflight, 1)
+        self.max_inflight = max_inflight if 0 < max_inflight < _MAX_INFLIGHT else _MAX_INFLIGHT
         self.buffer: deque[Outgoing] = deque()
         self.client: Client | None = None
         self._inflight: dict[int, Outgoing] = {}  # by message id, in send order
