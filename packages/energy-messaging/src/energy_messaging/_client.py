@@ -161,6 +161,9 @@ class Client(aiomqtt.Client):
     def _write(self) -> None:
         self._write_scheduled = False
         client = self._client
+        if client.socket() is None:  # closed meanwhile; the loss is already being handled
+            self._stop_writer()
+            return
         try:
             rc = write_packets(client)
             if rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_AGAIN):
