@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
+import ssl
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,3 +97,40 @@ async def test_publishes_waiting_for_the_window_survive_a_broker_restart(
         await wait_until(lambda: len(received) == total, 30)
         assert pub.state.reconnect_count >= 1
     assert received == set(range(total))
+
+
+@pytest.fixture
+def tls_broker(mosquitto_factory: Callable[..., Any], tmp_path: Path) -> tuple[Any, ssl.SSLContext]:
+    """A private Mosquitto with a TLS listener (self-signed certificate for 127.0.0.1) and a client context."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    request = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+    subprocess.run(
+        [openssl, *request, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    broker = mosquitto_factory([f"certfile {cert}", f"keyfile {key}"])
+    return broker, ssl.create_default_context(cafile=str(cert))
+
+
+async def test_burst_over_tls_arrives_whole_and_in_order(tls_broker: tuple[Any, ssl.SSLContext]) -> None:
+    """Over TLS, batched writes larger than the socket buffer and the reads of many packets lose nothing."""
+    broker, context = tls_broker
+    payloads = [bytes([n]) * (192 * 1024) + n.to_bytes(2, "big") for n in range(40)] + [b"%d" % n for n in range(500)]
+    received: list[bytes] = []
+    async with MQTTManager(broker.host, broker.port, tls=context, max_queued_messages=64) as sub:
+
+        async def handler(message: MQTTMessage) -> None:
+            received.append(message.raw)
+
+        await sub.subscribe("tls/burst", handler, qos=1, decode=False)
+        async with MQTTManager(broker.host, broker.port, tls=context) as pub:
+            for payload in payloads:
+                await pub.publish("tls/burst", payload, qos=1, wait=False)
+            await asyncio.wait_for(pub.flush(), 30)
+        await wait_until(lambda: len(received) == len(payloads), 30)
+    assert [hashlib.sha256(p).digest() for p in received] == [hashlib.sha256(p).digest() for p in payloads]
