@@ -289,6 +289,42 @@ async def test_create_many_and_copy_many(db: Database) -> None:
         assert await repo.count(device="c") == 2
 
 
+async def test_create_many_ignoring_conflicts(db: Database) -> None:
+    """on_conflict='ignore' skips rows that hit a unique constraint and counts only the stored ones."""
+    async with db.session() as session:
+        repo = UserRepository(session, RepoUser)
+        await repo.create(name="taken", email="taken@example.com")
+    rows = [
+        {"name": "a", "email": "a@example.com"},
+        {"name": "dup", "email": "taken@example.com"},
+        {"name": "b", "email": "b@example.com"},
+        {"name": "a-again", "email": "a@example.com"},
+    ]
+    async with db.session() as session:
+        repo = UserRepository(session, RepoUser)
+        assert await repo.create_many(rows, on_conflict="ignore", conflict_columns=["email"]) == 2
+        assert await repo.create_many(rows[:1], on_conflict="ignore") == 0
+        with pytest.raises(ValidationError):
+            await repo.create_many(rows, on_conflict="ignore", conflict_columns=["nope"])
+        with pytest.raises(ValidationError):
+            await repo.create_many(rows, on_conflict="skip")  # type: ignore[arg-type]
+    async with db.session() as session:
+        repo = UserRepository(session, RepoUser)
+        assert sorted(u.email for u in await repo.find_by()) == ["a@example.com", "b@example.com", "taken@example.com"]
+        assert (await repo.find_one_by(email="a@example.com")).name == "a"  # type: ignore[union-attr]
+
+
+async def test_copy_many_duplicate_is_a_conflict(db: Database) -> None:
+    """A unique violation inside COPY (a driver error, not SQLAlchemy's) is a ConflictError too."""
+    async with db.session() as session:
+        await UserRepository(session, RepoUser).create(name="taken", email="taken@example.com")
+    with pytest.raises(ConflictError):
+        async with db.session() as session:
+            await UserRepository(session, RepoUser).copy_many(
+                [("dup", "taken@example.com", 1)], columns=["name", "email", "version"]
+            )
+
+
 async def test_bulk_paths_roll_back_with_the_session(db: Database) -> None:
     """create_many and copy_many run inside the session's transaction and roll back with it."""
 

@@ -45,23 +45,60 @@ def _check_keys(mapper: Mapper[Any], batch: list[Mapping[str, Any]], columns: di
     return [{columns[name]: value for name, value in row.items()} for row in batch]
 
 
+def _insert_ignoring_conflicts(session: AsyncSession, table: Table, conflict: list[str] | None) -> Executable:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING <pk>``: the returned rows count what was stored."""
+    dialect = session.get_bind().dialect.name
+    stmt: postgresql.Insert | sqlite.Insert
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table)
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table)
+    else:  # pragma: no cover - only the two supported engines
+        raise ValidationError(f"on_conflict='ignore' is not supported on {dialect}.")
+    return stmt.on_conflict_do_nothing(index_elements=conflict).returning(*table.primary_key.columns)
+
+
 async def insert_rows(
-    session: AsyncSession, mapper: Mapper[Any], rows: Iterable[Mapping[str, Any]], *, batch_size: int
+    session: AsyncSession,
+    mapper: Mapper[Any],
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    batch_size: int,
+    ignore_conflicts: bool = False,
+    conflict_columns: Sequence[str] | None = None,
 ) -> int:
-    """Insert ``rows`` with Core ``executemany`` in the session's transaction; return the count."""
+    """Insert ``rows`` with Core ``executemany`` in the session's transaction.
+
+    With ``ignore_conflicts`` a row that violates a unique constraint (``conflict_columns``,
+    or any when None) is skipped instead of failing the batch.
+
+    Returns:
+        The number of rows stored.
+    """
     if batch_size < 1:
         raise ValidationError("batch_size must be >= 1.", {"field": "batch_size"})
     table = mapper.local_table
     assert isinstance(table, Table)  # noqa: S101 - declarative models map one Table
     columns = _column_map(mapper)
-    statement = table.insert()
+    statement: Executable = table.insert()
+    if ignore_conflicts:
+        conflict = None
+        if conflict_columns is not None:
+            unknown = [name for name in conflict_columns if name not in columns]
+            if unknown:
+                raise ValidationError(
+                    f"Unknown conflict column {unknown[0][:64]!r} for {mapper.class_.__name__}.",
+                    {"field": unknown[0][:64]},
+                )
+            conflict = [columns[name] for name in conflict_columns]
+        statement = _insert_ignoring_conflicts(session, table, conflict)
     total = 0
     async with translating_errors_async():
         connection = await session.connection()
         for batch in _batches(rows, batch_size):
             params = _check_keys(mapper, batch, columns)
-            await connection.execute(statement, params)
-            total += len(batch)
+            result = await connection.execute(statement, params)
+            total += len(result.all()) if ignore_conflicts else len(batch)
     return total
 
 

@@ -52,6 +52,17 @@ def _is_connection_failure(exc: BaseException) -> bool:
     return False
 
 
+def _is_integrity_violation(exc: BaseException) -> bool:
+    """SQLAlchemy's IntegrityError, or a driver's own (asyncpg during COPY, sqlite3)."""
+    if isinstance(exc, sa_exc.IntegrityError):
+        return True
+    # SQLSTATE class 23 is "integrity constraint violation" (asyncpg exposes it as .sqlstate).
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith("23"):
+        return True
+    return type(exc).__name__ == "IntegrityError" and type(exc).__module__.partition(".")[0] in {"sqlite3", "aiosqlite"}
+
+
 def translate_error(exc: BaseException) -> EnergyError:
     """Map a SQLAlchemy or driver exception to the energy exception tree.
 
@@ -72,9 +83,10 @@ def translate_error(exc: BaseException) -> EnergyError:
             "The row was changed by someone else since it was read; reload it and apply the change again.",
             {"reason": "stale_version"},
         )
-    if isinstance(exc, sa_exc.IntegrityError):
+    if _is_integrity_violation(exc):
         details: dict[str, str] = {"reason": "integrity"}
-        constraint = getattr(exc.orig, "constraint_name", None)
+        driver_error = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+        constraint = getattr(driver_error, "constraint_name", None)
         if isinstance(constraint, str):
             details["constraint"] = constraint
         return ConflictError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from sqlalchemy import delete, exists, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -161,21 +161,47 @@ class BaseRepository(Generic[ModelT]):
             await self.session.flush()
         return instance
 
-    async def create_many(self, rows: Iterable[Mapping[str, Any]], *, batch_size: int = 10_000) -> int:
+    async def create_many(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = 10_000,
+        on_conflict: Literal["error", "ignore"] = "error",
+        conflict_columns: Sequence[str] | None = None,
+    ) -> int:
         """Insert many rows with Core ``executemany``: one round trip per batch, no ORM objects.
 
         Args:
             rows: Mappings with the same keys (column attribute names).
             batch_size: Rows sent per statement execution.
+            on_conflict: ``"error"`` (default) raises on a unique violation; ``"ignore"``
+                skips the conflicting rows (``ON CONFLICT DO NOTHING``), e.g. for
+                redelivered telemetry.
+            conflict_columns: With ``"ignore"``, the unique columns to match (default:
+                any unique constraint).
 
         Returns:
-            The number of rows inserted.
+            The number of rows stored (with ``"ignore"``, without the skipped ones).
 
         Raises:
-            ValidationError: Unknown column, or rows with differing keys.
+            ValidationError: Unknown column, rows with differing keys, or a bad ``on_conflict``.
             ConflictError: A constraint failed (nothing of the batch is kept once the session rolls back).
+
+        Example:
+            >>> stored = await repo.create_many(
+            ...     rows, on_conflict="ignore", conflict_columns=["device_id", "ts"]
+            ... )  # doctest: +SKIP
         """
-        return await insert_rows(self.session, self._mapper, rows, batch_size=batch_size)
+        if on_conflict not in ("error", "ignore"):
+            raise ValidationError("on_conflict must be 'error' or 'ignore'.", {"field": "on_conflict"})
+        return await insert_rows(
+            self.session,
+            self._mapper,
+            rows,
+            batch_size=batch_size,
+            ignore_conflicts=on_conflict == "ignore",
+            conflict_columns=conflict_columns,
+        )
 
     async def copy_many(
         self, rows: Iterable[Mapping[str, Any]] | Iterable[Sequence[Any]], *, columns: Sequence[str] | None = None
