@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One entry point for the energy-libs monorepo; needs only Python 3.11+ and git.
 
-    python3 dev.py demo     the main job (the reference service; a smoke run until then)
+    python3 dev.py demo     the main job: the reference meter service with simulated meters
     python3 dev.py test     the whole test suite: full suite in the dev env, then the
                             per-distribution isolation matrix (`hatch test --all`)
     python3 dev.py check    ruff check, ruff format --check and mypy --strict
