@@ -376,3 +376,43 @@ async def test_trace_context_crosses_mqtt(
             otel_context.detach(token)
         await wait_until(lambda: len(seen) == 1)
     assert seen == [(0x1234, {"v": 1})]  # the _ctx field never reaches the handler
+
+
+async def test_handler_cancelled_error_does_not_end_the_worker(
+    make_manager: Callable[..., MQTTManager], mqtt_topic_prefix: str
+) -> None:
+    """A CancelledError raised by a handler counts as a failure; the only worker keeps handling messages."""
+    handled: list[int] = []
+    async with make_manager(handler_concurrency=1) as mqtt:
+
+        async def cancels(m: MQTTMessage) -> None:
+            if m.payload["n"] == 0:
+                raise asyncio.CancelledError
+            handled.append(m.payload["n"])
+
+        await mqtt.subscribe(f"{mqtt_topic_prefix}/c", cancels)
+        await mqtt.publish(f"{mqtt_topic_prefix}/c", {"n": 0})
+        await mqtt.publish(f"{mqtt_topic_prefix}/c", {"n": 1})
+        await wait_until(lambda: handled == [1])
+        assert mqtt.state.handler_errors == 1
+
+
+async def test_disconnect_still_cancels_a_busy_worker(
+    make_manager: Callable[..., MQTTManager], mqtt_topic_prefix: str
+) -> None:
+    """A handler still running when the shutdown budget ends is cancelled and its worker task ends."""
+    started = asyncio.Event()
+    mqtt = make_manager(handler_concurrency=1)
+    await mqtt.connect()
+
+    async def stuck(m: MQTTMessage) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    await mqtt.subscribe(f"{mqtt_topic_prefix}/stuck", stuck)
+    await mqtt.publish(f"{mqtt_topic_prefix}/stuck", {"n": 0})
+    await asyncio.wait_for(started.wait(), 5.0)
+    await asyncio.wait_for(mqtt.disconnect(timeout=0.2), 10.0)
+    workers = [t for t in asyncio.all_tasks() if (t.get_name() or "").startswith("energy-mqtt-handler-")]
+    assert workers == []
+    assert mqtt.state.handler_errors == 0

@@ -231,6 +231,16 @@ class Inbound:
                     result = sub.handler(msg)
                     if inspect.isawaitable(result):
                         await result
-        except Exception:
-            self.stats.handler_errors += 1
-            logger.exception("MQTT handler %r failed for topic %s", sub.handler, msg.topic)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this worker is being stopped
+            # The handler's own CancelledError (e.g. it awaited a cancelled future): a failure
+            # like any other, or it would end this worker and shrink the handler concurrency.
+            self._handler_failed(sub, msg, exc)
+        except Exception as exc:  # noqa: BLE001 - a handler failure is logged and counted, never raised
+            self._handler_failed(sub, msg, exc)
+
+    def _handler_failed(self, sub: Subscription, msg: MQTTMessage, exc: BaseException) -> None:
+        self.stats.handler_errors += 1
+        logger.error("MQTT handler %r failed for topic %s", sub.handler, msg.topic, exc_info=exc)
