@@ -339,6 +339,40 @@ async def test_two_replicas_on_a_shared_subscription_store_every_reading_once(
     assert one.ingestor.stats.duplicates + two.ingestor.stats.duplicates == 1
 
 
+async def test_a_batch_with_redelivered_readings_stores_and_announces_only_the_new_ones(
+    engines: dict[str, Any] | None, tmp_path: Path
+) -> None:
+    """Readings already stored are skipped; only the new ones of the batch count and get an event."""
+    settings = engine_settings(engines, tmp_path, ingest_max_delay=0.5)
+    prefix = f"x{uuid.uuid4().hex[:6]}-"
+    async with running(settings) as svc:
+        stats = svc.runtime.ingestor.stats
+        base = int(time.time() * 1000)
+        async with svc.mqtt_client() as publisher:
+
+            async def send(numbers: range) -> None:
+                topic = settings.mqtt_topic_root + "/" + prefix + "{}/telemetry"
+                await asyncio.gather(
+                    *(publisher.publish(topic.format(n % 2), {"ts": base + n, "power_w": float(n)}) for n in numbers)
+                )
+
+            def settled(count: int) -> Callable[[], Awaitable[bool]]:
+                async def check() -> bool:
+                    return stats.stored + stats.duplicates >= count and stats.events >= stats.stored
+
+                return check
+
+            await send(range(6))
+            await wait_for(settled(6), what="the first 6 readings stored")
+            await send(range(3, 10))  # 3 of them stored already, 4 new
+            await wait_for(settled(13), what="the second batch settled")
+        async with svc.runtime.db.session() as session:
+            where = Reading.device_id.like(f"{prefix}%")
+            total = (await session.execute(select(func.count()).where(where))).scalar_one()
+    assert total == 10
+    assert (stats.stored, stats.duplicates, stats.events) == (10, 3, 10)
+
+
 async def test_bad_requests_get_clear_errors(service: Service) -> None:
     """Bad ranges, ids and bodies are refused with the standard error envelope, never a 500."""
     headers = {"Authorization": f"Bearer {await service.token()}"}

@@ -3,8 +3,10 @@
 Every message handler puts its reading in the current batch and waits until the batch
 is committed; only then does the MQTT manager acknowledge the message (PUBACK). A crash
 before the commit therefore leaves the message unacknowledged and the broker delivers it
-again, and the primary key ``(device_id, ts)`` plus ``ON CONFLICT DO NOTHING`` stores a
-redelivered reading once. The number of handlers running at once
+again, and the unique key ``(device_id, ts)`` stores a redelivered reading once: a batch
+that holds one fails as a whole (COPY or ``create_many`` raise ``ConflictError``) and is
+written again with only the readings not stored yet (``create_many(on_conflict="ignore")``),
+so only those update the cache and get an event. The number of handlers running at once
 (``INGEST_CONCURRENCY``) bounds how many readings a batch can hold.
 """
 
@@ -20,13 +22,7 @@ from typing import Any
 
 from energy_common.cache import CacheKey, CacheManager
 from energy_common.database import Database
-from energy_common.exceptions import (
-    ConflictError,
-    DatabaseConnectionError,
-    DatabaseError,
-    EnergyError,
-    ServiceUnavailableError,
-)
+from energy_common.exceptions import ConflictError, EnergyError, ServiceUnavailableError
 from energy_messaging import MQTTMessage
 from energy_messaging.events import EventBus
 from energy_monitoring import MetricsRegistry
@@ -240,13 +236,10 @@ class TelemetryIngestor:
             async with self._db.session() as session:
                 await ReadingRepository(session).bulk_load(rows, copy=self._copy)
             return rows
-        except DatabaseConnectionError:
-            raise
-        except (ConflictError, DatabaseError):
-            pass  # some reading of the batch is stored already: keep only the new ones
+        except ConflictError:
+            pass  # some reading of the batch is stored already (a redelivery): keep only the new ones
         async with self._db.session() as session:
-            new = set(await ReadingRepository(session).insert_new(rows))
-        return [row for row in rows if (row["device_id"], row["ts"]) in new]
+            return await ReadingRepository(session).insert_new(rows)
 
     async def _update_cache(self, rows: list[Row]) -> None:
         latest: dict[CacheKey, Mapping[str, Any]] = {}

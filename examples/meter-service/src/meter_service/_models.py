@@ -2,7 +2,7 @@
 
 A reading is identified by its meter and its timestamp (epoch milliseconds), unique
 together: a QoS 1 message delivered twice carries the same ``ts`` and is
-stored once (``INSERT ... ON CONFLICT DO NOTHING`` on redelivery).
+stored once (see ``meter_service._ingest``).
 """
 
 from __future__ import annotations

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from energy_common.database import BaseRepository, Page, translating_errors_async
-from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from energy_common.exceptions import ConflictError
+from sqlalchemy import func, select, tuple_
 
 from meter_service._models import Reading, User
 from meter_service._schemas import DaySummary, ReadingOut
@@ -18,6 +18,8 @@ __all__ = ["READING_COLUMNS", "ReadingRepository", "UserRepository"]
 #: Column order of the rows the ingestion hands to :meth:`ReadingRepository.store_batch`.
 READING_COLUMNS = ("device_id", "ts", "power_w", "voltage_v", "energy_kwh")
 _DAY_MS = 86_400_000
+RowT = TypeVar("RowT", bound=Mapping[str, Any])
+_KEYS_PER_QUERY = 500  # (device_id, ts) pairs per IN list: 1,000 bound parameters
 
 
 class ReadingRepository(BaseRepository[Reading]):
@@ -26,7 +28,7 @@ class ReadingRepository(BaseRepository[Reading]):
     Example:
         >>> async def store(db: Database, rows: list[dict[str, Any]]) -> int:  # doctest: +SKIP
         ...     async with db.session() as session:
-        ...         return len(await ReadingRepository(session).insert_new(rows))
+        ...         return await ReadingRepository(session).bulk_load(rows, copy=db.is_postgres)
     """
 
     max_page_size = 1000
@@ -37,27 +39,49 @@ class ReadingRepository(BaseRepository[Reading]):
     async def bulk_load(self, rows: Sequence[Mapping[str, Any]], *, copy: bool) -> int:
         """Store a batch in one statement: PostgreSQL ``COPY`` or ``create_many``.
 
-        Fails as a whole (``ConflictError``/``DatabaseError``) when one reading is already
-        stored; the caller then retries with :meth:`insert_new`.
+        Raises:
+            ConflictError: A reading of the batch is stored already (nothing of it is kept
+                once the session rolls back); store it with :meth:`insert_new` instead.
         """
         if copy:
             return await self.copy_many(list(rows), columns=list(READING_COLUMNS))
         return await self.create_many(rows, batch_size=max(len(rows), 1))
 
-    async def insert_new(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
-        """Insert with ``ON CONFLICT DO NOTHING``; return the keys that were new."""
-        if not rows:
+    async def insert_new(self, rows: Sequence[RowT]) -> list[RowT]:
+        """Store the readings that are not stored yet and return exactly those.
+
+        Reads which keys are stored, then writes the others with
+        ``create_many(on_conflict="ignore")``. If that skips any (another replica stored
+        them in between), the caller's transaction must not commit: the rows written
+        would not be the ones returned.
+
+        Raises:
+            ConflictError: Another writer stored some of these readings meanwhile; roll
+                back and call again.
+        """
+        stored = await self._stored_keys(rows)
+        new = [row for row in rows if (row["device_id"], row["ts"]) not in stored]
+        if not new:
             return []
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = (
-            insert(Reading)
-            .on_conflict_do_nothing(index_elements=["device_id", "ts"])
-            .returning(Reading.device_id, Reading.ts)
+        written = await self.create_many(
+            new, batch_size=len(new), on_conflict="ignore", conflict_columns=["device_id", "ts"]
         )
+        if written != len(new):
+            raise ConflictError(
+                f"{len(new) - written} of {len(new)} readings were stored by another writer meanwhile; retry the batch.",
+                {"skipped": len(new) - written},
+            )
+        return new
+
+    async def _stored_keys(self, rows: Sequence[Mapping[str, Any]]) -> set[tuple[str, int]]:
+        keys = list({(row["device_id"], row["ts"]) for row in rows})
+        found: set[tuple[str, int]] = set()
         async with translating_errors_async():
-            result = await self.session.execute(stmt, list(rows))
-            return [(row[0], row[1]) for row in result.all()]
+            for start in range(0, len(keys), _KEYS_PER_QUERY):
+                chunk = keys[start : start + _KEYS_PER_QUERY]
+                stmt = select(Reading.device_id, Reading.ts).where(tuple_(Reading.device_id, Reading.ts).in_(chunk))
+                found.update((row[0], row[1]) for row in (await self.session.execute(stmt)).all())
+        return found
 
     async def in_range(self, device_id: str, start_ms: int, end_ms: int, *, page: int, limit: int) -> Page[ReadingOut]:
         """Readings of one meter with ``start_ms <= ts < end_ms``, newest first.
