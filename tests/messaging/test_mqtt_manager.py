@@ -416,3 +416,61 @@ async def test_disconnect_still_cancels_a_busy_worker(
     workers = [t for t in asyncio.all_tasks() if (t.get_name() or "").startswith("energy-mqtt-handler-")]
     assert workers == []
     assert mqtt.state.handler_errors == 0
+
+
+async def test_handler_exception_dead_letters_and_acknowledges(
+    make_manager: Callable[..., MQTTManager], mqtt_topic_prefix: str
+) -> None:
+    """A message whose handler raised reaches the dead-letter hook as 'handler_error' and is not redelivered."""
+    topic = f"{mqtt_topic_prefix}/poison"
+    client_id = f"poison-{mqtt_topic_prefix.rsplit('/', 1)[-1]}"
+    letters: list[DeadLetter] = []
+    seen: list[int] = []
+
+    async def fails_on_zero(m: MQTTMessage) -> None:
+        seen.append(m.payload["n"])
+        if m.payload["n"] == 0:
+            raise RuntimeError("boom")
+
+    async with make_manager() as publisher:
+        async with make_manager(client_id=client_id, on_dead_letter=letters.append) as mqtt:
+            await mqtt.subscribe(topic, fails_on_zero, qos=1)
+            await publisher.publish(topic, {"n": 0}, qos=1)
+            await wait_until(lambda: len(letters) == 1)
+            assert mqtt.state.handler_errors == 1
+            assert mqtt.state.dead_letters == 1
+        assert [(letter.topic, letter.reason, letter.detail, letter.filter) for letter in letters] == [
+            (topic, "handler_error", "RuntimeError: boom", topic)
+        ]
+        assert letters[0].raw == b'{"n":0}'
+        # The same persistent session again: an unacknowledged message would come back first.
+        async with make_manager(client_id=client_id, clean_start=False) as again:
+            await again.subscribe(topic, fails_on_zero, qos=1)
+            await publisher.publish(topic, {"n": 1}, qos=1)
+            await wait_until(lambda: seen[-1:] == [1])
+        async with make_manager(client_id=client_id, clean_start=True):
+            pass  # drop the session
+    assert seen == [0, 1]
+
+
+async def test_failing_handler_on_the_dead_letter_topic_does_not_loop(
+    make_manager: Callable[..., MQTTManager], mqtt_topic_prefix: str
+) -> None:
+    """A dead letter whose own handler fails goes to the hook but is not published to the dead-letter topic again."""
+    dlq = f"{mqtt_topic_prefix}/dlq"
+    letters: list[DeadLetter] = []
+    async with make_manager(on_dead_letter=letters.append, dead_letter_topic=dlq) as mqtt:
+
+        async def fails(m: MQTTMessage) -> None:
+            raise ValueError("nope")
+
+        await mqtt.subscribe(dlq, fails)
+        await mqtt.subscribe(f"{mqtt_topic_prefix}/in", fails)
+        await mqtt.publish(f"{mqtt_topic_prefix}/in", {"n": 0})
+        await wait_until(lambda: len(letters) == 2)
+        await mqtt.flush()
+        await asyncio.sleep(0.3)  # a loop would add letters meanwhile
+    assert [(letter.topic, letter.reason) for letter in letters] == [
+        (f"{mqtt_topic_prefix}/in", "handler_error"),
+        (dlq, "handler_error"),
+    ]

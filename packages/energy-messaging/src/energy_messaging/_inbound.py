@@ -244,3 +244,8 @@ class Inbound:
     def _handler_failed(self, sub: Subscription, msg: MQTTMessage, exc: BaseException) -> None:
         self.stats.handler_errors += 1
         logger.error("MQTT handler %r failed for topic %s", sub.handler, msg.topic, exc_info=exc)
+        # MQTT has no negative ack: the message is acknowledged (a poison message would
+        # otherwise come back on every reconnect and hold up the in-order acks), so hand it
+        # to the dead-letter hook/topic for whoever must look at it.
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        self._dead_letter(DeadLetter(msg.topic, msg.raw, "handler_error", detail, sub.pattern.mqtt_filter))

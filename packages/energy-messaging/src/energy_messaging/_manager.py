@@ -64,7 +64,8 @@ class MQTTManager(Connection):
         reconnect_max_delay: Longest reconnect delay in seconds.
         connect_timeout: Seconds ``connect()`` waits for the first connection.
         shutdown_timeout: Seconds ``disconnect()`` waits for handlers and buffered publishes.
-        dead_letter_topic: Topic that receives undecodable/invalid messages as JSON.
+        dead_letter_topic: Topic that receives undecodable/invalid messages, and those
+            whose handler raised, as JSON.
         on_dead_letter: Hook called with each :class:`DeadLetter`.
 
     Example:
@@ -370,7 +371,9 @@ class MQTTManager(Connection):
     def _dead_letter(self, letter: DeadLetter) -> None:
         self._inbound.stats.dead_letters += 1
         logger.warning("MQTT dead letter on %s: %s (%s)", letter.topic, letter.reason, letter.detail)
-        if self._on_dead_letter is not None or self._dead_letter_topic is not None:
+        # A message that failed on the dead-letter topic itself is not published there again (no loop).
+        topic = None if letter.topic == self._dead_letter_topic else self._dead_letter_topic
+        if self._on_dead_letter is not None or topic is not None:
             from energy_messaging._state import dead_letter_task  # noqa: PLC0415 - on use, see state
 
-            self._spawn(dead_letter_task(self, letter, self._on_dead_letter, self._dead_letter_topic))
+            self._spawn(dead_letter_task(self, letter, self._on_dead_letter, topic))

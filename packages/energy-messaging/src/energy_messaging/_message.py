@@ -115,9 +115,10 @@ class DeadLetter:
     Attributes:
         topic: Where it arrived.
         raw: The payload bytes.
-        reason: ``"decode_error"`` (not JSON / not UTF-8) or ``"validation_error"``
-            (did not match the subscription's model or the device protocol).
-        detail: Human-readable reason, e.g. the JSON error.
+        reason: ``"decode_error"`` (not JSON / not UTF-8), ``"validation_error"``
+            (did not match the subscription's model or the device protocol) or
+            ``"handler_error"`` (the handler raised; the message was acknowledged).
+        detail: Human-readable reason, e.g. the JSON error or ``"RuntimeError: boom"``.
         filter: The subscription filter it was meant for, if known.
     """
 
