@@ -270,6 +270,25 @@ async def test_health_and_metrics(service: Service) -> None:
     await wait_for(counted, what="the stored-readings counter")
 
 
+async def test_one_server_span_per_request(tmp_path: Path) -> None:
+    """Each request records exactly one span: the energy-monitoring middleware's server span."""
+    from energy_monitoring.testing import capture_spans
+    from opentelemetry.trace import SpanKind
+
+    async with running(engine_settings(None, tmp_path)) as svc:
+        headers = {"Authorization": f"Bearer {await svc.token()}"}
+        with capture_spans() as exporter:
+            for _ in range(3):
+                assert (await svc.client.get("/api/v1/devices", headers=headers)).status_code == 200
+            spans = exporter.get_finished_spans()
+    assert [(span.kind, (span.attributes or {}).get("url.path")) for span in spans] == [
+        (SpanKind.SERVER, "/api/v1/devices")
+    ] * 3
+    assert {span.instrumentation_scope.name for span in spans if span.instrumentation_scope} == {
+        "energy_monitoring.http"
+    }
+
+
 @pytest.mark.redis
 @pytest.mark.postgres
 @pytest.mark.mqtt

@@ -58,6 +58,10 @@ def create_app(settings: MeterSettings | None = None) -> FastAPI:
         version=__version__,
         description="Meter telemetry over MQTT, readings and commands over REST.",
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry would open its own server span plus three
+        # operation spans per request once a tracer provider is installed; the
+        # energy-monitoring middleware's span is the one server span per request.
+        telemetry={"tracing": False},
     )
     app.state.runtime = None  # set while serving (requests get 503 before and after)
     app.state.meter = runtime
