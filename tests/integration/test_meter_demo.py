@@ -68,7 +68,14 @@ def test_the_demo_command_serves_and_stops_cleanly(tmp_path: Path, stop: str) ->
             process.communicate(timeout=10)
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-3000:]
-    for expected in (f"http://127.0.0.1:{port}/docs", f"http://127.0.0.1:{port}/metrics", "curl -s", "Bearer $TOKEN"):
+    traces = "Traces        none: recorded for log correlation, not exported (set TRACING_EXPORTER=console|otlp)"
+    for expected in (
+        f"http://127.0.0.1:{port}/docs",
+        f"http://127.0.0.1:{port}/metrics",
+        "curl -s",
+        "Bearer $TOKEN",
+        traces,
+    ):
         assert expected in text
     summaries = [line for line in text.splitlines() if "telemetry:" in line]
     assert summaries

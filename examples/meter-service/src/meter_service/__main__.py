@@ -1,7 +1,8 @@
 """``python -m meter_service``: the demo — the service on 127.0.0.1:8000 with simulated meters.
 
 Every option also has an environment variable (see ``MeterSettings``); the command-line
-options win. ``--duration`` stops after that many seconds (for CI and tests).
+options win. Unlike the service's settings (traces to the console by default), the demo
+exports no traces unless ``TRACING_EXPORTER`` is set, and its banner says so. ``--duration`` stops after that many seconds (for CI and tests).
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     if "SIMULATOR_ENABLED" not in os.environ:
         overrides["simulator_enabled"] = not args.no_simulator
     if "TRACING_EXPORTER" not in os.environ:
-        # Console spans of every request and event would bury the summary; set
-        # TRACING_EXPORTER=console (or otlp) to see them.
+        # The service's default is console (MeterSettings), but console spans of every
+        # request would bury the demo's summary: the demo records spans without exporting
+        # them and says so in its banner ("Traces  none ... set TRACING_EXPORTER=...").
         overrides["tracing_exporter"] = "none"
     try:
         settings = MeterSettings(**overrides)  # type: ignore[arg-type]

@@ -48,6 +48,15 @@ class DemoServer(uvicorn.Server):
         self.should_exit = True
 
 
+#: How the banner describes each ``TRACING_EXPORTER``.
+_TRACES = {
+    "console": "console (spans printed on stdout)",
+    "otlp": "OTLP (OTEL_EXPORTER_OTLP_* variables)",
+    "none": "none: recorded for log correlation, not exported (set TRACING_EXPORTER=console|otlp)",
+    "off": "off (set TRACING_EXPORTER=console|otlp)",
+}
+
+
 def banner(settings: MeterSettings, runtime: MeterRuntime, base: str) -> str:
     """The lines printed once the service is up: where to look and how to call it."""
     password = runtime.generated_admin_password
@@ -77,6 +86,7 @@ def banner(settings: MeterSettings, runtime: MeterRuntime, base: str) -> str:
             f"  Cache, events {engines}",
             f"  Simulator     {meters}",
             f"  Admin user    {settings.admin_username} / {shown} ({origin})",
+            f"  Traces        {_TRACES[settings.tracing_exporter]}",
             "",
             "Try it (another terminal):",
             f"  TOKEN=$(curl -s -X POST {base}/api/v1/auth/token -H 'Content-Type: application/json' \\",
