@@ -54,8 +54,10 @@ ADMIN_PASSWORD = "bench-" + secrets.token_urlsafe(12)  # one per run: the first 
 
 
 def _mqtt_address() -> tuple[str, int]:
-    parts = urlsplit(MQTT_URL)
-    return parts.hostname or "127.0.0.1", parts.port or 1883
+    from meter_service import MQTTAddress  # the service's own MQTT_URL parsing
+
+    address = MQTTAddress(MQTT_URL)
+    return address.host, address.port
 
 
 def _payload(ts: int, i: int) -> str:

@@ -45,19 +45,6 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], seconds: float = 15
     pytest.fail(f"timed out after {seconds} s waiting for {what}")
 
 
-async def delete_keys(redis_url: str, prefix: str) -> None:
-    """Remove the test's keys from a shared Redis (never FLUSHDB)."""
-    import redis.asyncio as redis_asyncio
-
-    client = redis_asyncio.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
 def engine_settings(engines: dict[str, Any] | None, tmp_path: Path, **overrides: Any) -> MeterSettings:
     """Settings of one service instance: embedded defaults, or the real engines' values."""
     values: dict[str, Any] = {
@@ -78,9 +65,18 @@ def engine_settings(engines: dict[str, Any] | None, tmp_path: Path, **overrides:
 
 @pytest.fixture
 def real_engines(
-    postgres_url: str, redis_url: str, redis_key_prefix: str, mqtt_broker: Any, mqtt_topic_prefix: str
+    postgres_url: str,
+    redis_url: str,
+    redis_key_prefix: str,
+    mqtt_broker: Any,
+    mqtt_topic_prefix: str,
+    *,
+    redis_client: Any,
 ) -> dict[str, Any]:
-    """Settings values for PostgreSQL, Redis and Mosquitto, namespaced for this test."""
+    """Settings values for PostgreSQL, Redis and Mosquitto, namespaced for this test.
+
+    ``redis_client`` (conftest) deletes the keys under ``redis_key_prefix`` afterwards.
+    """
     return {
         "database_url": postgres_url,
         "redis_url": redis_url,
@@ -123,14 +119,10 @@ class Service:
 async def running(settings: MeterSettings) -> AsyncIterator[Service]:
     """Start the app's lifespan and give an in-process HTTP client."""
     app = create_app(settings)
-    try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://meter.test", timeout=30) as client:
-                yield Service(app, app.state.meter, client, settings)
-    finally:
-        if settings.redis_url:
-            await delete_keys(settings.redis_url, settings.redis_key_prefix)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://meter.test", timeout=30) as client:
+            yield Service(app, app.state.meter, client, settings)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from meter_service._ingest import READING_EVENT, IngestStats, TelemetryIngestor
 from meter_service._models import Reading, User
 from meter_service._runtime import ADMIN_PERMISSIONS, MeterRuntime
 from meter_service._schemas import TelemetryPayload
-from meter_service._settings import MeterSettings
+from meter_service._settings import MeterSettings, MQTTAddress
 
 __all__ = [
     "ADMIN_PERMISSIONS",
@@ -25,6 +25,7 @@ __all__ = [
     "READING_EVENT",
     "EmbeddedBroker",
     "IngestStats",
+    "MQTTAddress",
     "MeterRuntime",
     "MeterSettings",
     "Reading",

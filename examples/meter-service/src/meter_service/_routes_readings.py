@@ -7,6 +7,7 @@ from typing import Annotated
 from energy_auth.fastapi import require_permission
 from energy_common.exceptions import ValidationError
 from energy_common.responses import APIResponse, PaginatedResponse
+from energy_common.utils import ensure_utc, utc_now
 from fastapi import APIRouter, Depends, Query, Response
 
 from meter_service._repositories import ReadingRepository
@@ -19,8 +20,7 @@ _MAX_RANGE = timedelta(days=366)
 
 
 def _ms(moment: datetime) -> int:
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return int(aware.timestamp() * 1000)
+    return int(ensure_utc(moment).timestamp() * 1000)
 
 
 def _range(start: datetime | None, end: datetime | None, default: timedelta) -> tuple[int, int]:
@@ -60,7 +60,7 @@ def readings_router() -> APIRouter:
         device_id: DeviceId, runtime: Runtime, start: date | None = None, end: date | None = None
     ) -> APIResponse[list[DaySummary]]:
         """Energy (kWh), peak and mean power per UTC day, ``start`` to ``end`` inclusive (default: 7 days)."""
-        last = end or datetime.now(UTC).date()
+        last = end or utc_now().date()
         first = start or last - timedelta(days=6)
         start_ms, end_ms = _range(
             datetime(first.year, first.month, first.day, tzinfo=UTC),
