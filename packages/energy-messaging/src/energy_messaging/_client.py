@@ -78,8 +78,19 @@ class Client(aiomqtt.Client):
         self._client._packet_handle = self._packet_handle  # type: ignore[method-assign]
         self._write_scheduled = False
         self._writer: int | None = None  # fd watched for writability while the socket buffer is full
+        #: The broker's limits from its MQTT 5 CONNACK (None when it advertised none).
+        self.receive_maximum: int | None = None
+        self.maximum_packet_size: int | None = None
 
     # ------------------------------------------------------------------ paho callbacks
+    def _on_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any = None
+    ) -> None:
+        if properties is not None:
+            self.receive_maximum = getattr(properties, "ReceiveMaximum", None)
+            self.maximum_packet_size = getattr(properties, "MaximumPacketSize", None)
+        super()._on_connect(client, userdata, flags, reason_code, properties)
+
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         self._deliver(message)
 
@@ -213,7 +224,7 @@ class Client(aiomqtt.Client):
 
         Raises:
             aiomqtt.MqttCodeError: If the connection is gone.
-            ValueError: If the packet is larger than MQTT allows.
+            ValueError: If the packet is larger than MQTT or the broker's Maximum Packet Size allows.
         """
         client = self._client
         qos, properties = item.qos, item.properties
@@ -230,6 +241,8 @@ class Client(aiomqtt.Client):
             props = b""
         mid = client._mid_generate() if qos else 0
         packet = encode_publish(item.wire_topic, item.payload, qos, item.retain, mid=mid, properties=props)
+        if self.maximum_packet_size is not None and len(packet) > self.maximum_packet_size:
+            raise ValueError(f"The broker accepts packets of at most {self.maximum_packet_size} bytes.")
         client._out_packet.append(
             {
                 "command": _PUBLISH,

@@ -6,6 +6,7 @@
     ├── TopicValidationError            400  TOPIC_INVALID        (also a ValidationError)
     ├── PayloadEncodeError              400  PAYLOAD_NOT_SERIALIZABLE (also a ValidationError)
     ├── PublishError                    502  PUBLISH_FAILED
+    │   └── MessageTooLargeError        413  MESSAGE_TOO_LARGE (also a ValidationError, PayloadTooLargeError)
     ├── CommandError                    502  COMMAND_ERROR
     │   ├── CommandFailedError          502  COMMAND_FAILED
     │   ├── CommandTimeoutError         504  COMMAND_TIMEOUT
@@ -20,7 +21,7 @@ An unknown device raises :class:`energy_common.exceptions.ResourceNotFoundError`
 
 from __future__ import annotations
 
-from energy_common.exceptions import MessagingConnectionError, MessagingError, ValidationError
+from energy_common.exceptions import MessagingConnectionError, MessagingError, PayloadTooLargeError, ValidationError
 
 __all__ = [
     "CommandError",
@@ -28,6 +29,7 @@ __all__ = [
     "CommandFailedError",
     "CommandTimeoutError",
     "DeviceOfflineError",
+    "MessageTooLargeError",
     "MessagingConnectionError",
     "MessagingError",
     "NotConnectedError",
@@ -63,6 +65,21 @@ class PublishError(MessagingError):
     error_code = "PUBLISH_FAILED"
     status_code = 502
     default_message = "The message could not be published."
+
+
+class MessageTooLargeError(PublishError, PayloadTooLargeError, ValidationError):
+    """A publish is larger than allowed; it was refused before anything was sent.
+
+    The limit is the smallest of ``max_payload_bytes`` (the manager's option, for the
+    payload), the broker's Maximum Packet Size (MQTT 5 CONNACK, for the whole packet) and
+    MQTT's own limit (268,435,455 bytes after the fixed header). ``details`` names the
+    ``topic``, the ``size`` and ``limit`` in bytes and which ``limit_kind`` applied. Send
+    less per message (split it, or store the blob elsewhere and publish a reference).
+    """
+
+    error_code = "MESSAGE_TOO_LARGE"
+    status_code = 413
+    default_message = "The message is too large to publish."
 
 
 class NotConnectedError(MessagingConnectionError):

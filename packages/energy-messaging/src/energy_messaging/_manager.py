@@ -59,7 +59,11 @@ class MQTTManager(Connection):
             (back-pressure); also the MQTT 5 receive maximum.
         handler_concurrency: Handlers running at once (1 keeps the arrival order).
         max_inflight: Outgoing QoS > 0 publishes awaiting PUBACK at once; more wait in
-            order (0: as many as MQTT packet ids allow, 65,535).
+            order (0: as many as MQTT packet ids allow, 65,535). Capped at the broker's
+            Receive Maximum when its MQTT 5 CONNACK advertises one.
+        max_payload_bytes: Largest payload :meth:`publish` accepts (default 1 MiB; None:
+            only MQTT's and the broker's packet limits apply). Larger ones raise
+            :class:`MessageTooLargeError` before anything is sent.
         reconnect_min_delay: First reconnect delay in seconds (doubles up to the max, with jitter).
         reconnect_max_delay: Longest reconnect delay in seconds.
         connect_timeout: Seconds ``connect()`` waits for the first connection.
@@ -98,6 +102,7 @@ class MQTTManager(Connection):
         max_queued_messages: int = 1_000,
         handler_concurrency: int = 8,
         max_inflight: int = 100,
+        max_payload_bytes: int | None = 1_048_576,
         reconnect_min_delay: float = 0.2,
         reconnect_max_delay: float = 30.0,
         connect_timeout: float = 10.0,
@@ -109,6 +114,8 @@ class MQTTManager(Connection):
             raise MessagingError(f"protocol must be 'auto', '5' or '3.1.1', not {protocol!r}.")
         if max_queued_messages < 1 or handler_concurrency < 1 or max_buffered_publishes < 0:
             raise MessagingError("max_queued_messages and handler_concurrency must be >= 1, buffers >= 0.")
+        if max_payload_bytes is not None and max_payload_bytes < 1:
+            raise MessagingError("max_payload_bytes must be >= 1 (or None for the protocol's limits only).")
         self.host = host
         self.port = port
         self._username = username
@@ -139,7 +146,7 @@ class MQTTManager(Connection):
             max_queued=max_queued_messages,
             dead_letter=self._dead_letter,
         )
-        self._outbound = Outbound(max_buffered_publishes, max_inflight)
+        self._outbound = Outbound(max_buffered_publishes, max_inflight, max_payload_bytes)
         self._client = None
         self._protocol = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -179,6 +186,8 @@ class MQTTManager(Connection):
             handler_errors=stats.handler_errors,
             dead_letters=stats.dead_letters,
             subscriptions=len(self._router.filters),
+            max_inflight=self._outbound.max_inflight,
+            max_packet_size=self._outbound.max_packet,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -338,6 +347,8 @@ class MQTTManager(Connection):
         Raises:
             TopicValidationError: If the topic contains wildcards or NUL, or QoS is invalid.
             PayloadEncodeError: If the payload is not JSON-serialisable.
+            MessageTooLargeError: If the payload is above ``max_payload_bytes`` or the packet
+                above the broker's Maximum Packet Size or MQTT's limit (nothing is sent).
             PublishBufferFullError: If disconnected and the buffer is full.
             PublishError: If the broker refused the message (MQTT 5 reason code >= 0x80).
             NotConnectedError: If the manager is not started.
@@ -351,6 +362,7 @@ class MQTTManager(Connection):
         context, user_properties = self._outbound.context(v5)
         data = encode_payload(payload, context)
         props = make_properties(properties, user_properties) if v5 else None
+        self._outbound.check_size(topic, wire_topic, data, qos=qos, properties=props, v5=v5)
         done = asyncio.get_running_loop().create_future() if wait else None
         self._outbound.submit(Outgoing(topic, wire_topic, data, qos=qos, retain=retain, properties=props, done=done))
         if done is not None:

@@ -12,11 +12,24 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from energy_messaging import _context
-from energy_messaging._errors import PayloadEncodeError, PublishBufferFullError, PublishError, TopicValidationError
+from energy_messaging._errors import (
+    MessageTooLargeError,
+    PayloadEncodeError,
+    PublishBufferFullError,
+    PublishError,
+    TopicValidationError,
+)
 from energy_messaging._protocol import CONTEXT_FIELD
 from energy_messaging._topics import validate_topic
 
-__all__ = ["Outbound", "Outgoing", "encode_payload", "make_properties", "topic_bytes"]
+__all__ = [
+    "Outbound",
+    "Outgoing",
+    "encode_payload",
+    "make_properties",
+    "publish_size",
+    "topic_bytes",
+]
 
 logger = logging.getLogger("energy_messaging.mqtt")
 
@@ -36,6 +49,8 @@ if TYPE_CHECKING:
 
 _encoder: json.JSONEncoder | None = None  # one instance (json.dumps builds one per call), made on first use
 _MAX_INFLIGHT = 65_535  # MQTT packet ids: no more can await an acknowledgement at once
+_MAX_REMAINING_LENGTH = 268_435_455  # MQTT: at most this after the fixed header (as in _wire, loaded later)
+_ROUGH_OVERHEAD = 16  # fixed header, topic length, packet id, empty properties: at most this many bytes
 _TOPIC_CACHE_LIMIT = 10_000
 _topics: dict[str, bytes] = {}
 
@@ -57,6 +72,25 @@ def topic_bytes(topic: object) -> bytes:
             _topics.clear()
         _topics[text] = cached
     return cached
+
+
+def publish_size(topic: int, payload: int, qos: int, properties: int) -> tuple[int, int]:
+    """Return ``(remaining length, whole packet size)`` of a PUBLISH from its parts' byte counts.
+
+    ``properties`` counts the packed MQTT 5 properties with their length prefix (0 on 3.1.1).
+    """
+    remaining = topic + properties + payload + (4 if qos else 2)
+    header = 2 if remaining < 0x80 else 3 if remaining < 0x4000 else 4 if remaining < 0x200000 else 5
+    return remaining, header + remaining
+
+
+def _too_large(topic: str, size: int, limit: int, kind: str) -> MessageTooLargeError:
+    what = "payload" if kind == "max_payload_bytes" else "packet"
+    return MessageTooLargeError(
+        f"The message to {topic!r} is too large: its {what} has {size} bytes, {kind} allows {limit}; "
+        "send less per message (split it, or store the data elsewhere and publish a reference).",
+        {"topic": topic, "size": size, "limit": limit, "limit_kind": kind},
+    )
 
 
 def _make_encoder() -> json.JSONEncoder:
@@ -145,9 +179,14 @@ class Outgoing:
 class Outbound:
     """Send publishes now (at most ``max_inflight`` unacknowledged), or buffer them while disconnected."""
 
-    def __init__(self, max_buffered: int, max_inflight: int = 100) -> None:
+    def __init__(self, max_buffered: int, max_inflight: int = 100, max_payload: int | None = None) -> None:
         self.max_buffered = max_buffered
-        self.max_inflight = max_inflight if 0 < max_inflight < _MAX_INFLIGHT else _MAX_INFLIGHT
+        self._max_inflight = max_inflight if 0 < max_inflight < _MAX_INFLIGHT else _MAX_INFLIGHT
+        #: The window in use: ``max_inflight``, capped by the broker's Receive Maximum.
+        self.max_inflight = self._max_inflight
+        self.max_payload = max_payload
+        #: The broker's Maximum Packet Size (MQTT 5 CONNACK of the last connection), if any.
+        self.max_packet: int | None = None
         self.buffer: deque[Outgoing] = deque()
         self.client: Client | None = None
         self._inflight: dict[int, Outgoing] = {}  # by message id, in send order
@@ -183,6 +222,30 @@ class Outbound:
             return None, _context.to_user_properties(carrier)
         return carrier, []
 
+    def check_size(
+        self, topic: str, wire_topic: bytes, payload: bytes, *, qos: int, properties: Properties | None, v5: bool
+    ) -> None:
+        """Refuse a publish larger than ``max_payload``, the broker's or MQTT's packet limit.
+
+        Raises:
+            MessageTooLargeError: If it is too large.
+        """
+        size = len(payload)
+        if self.max_payload is not None and size > self.max_payload:
+            raise _too_large(topic, size, self.max_payload, "max_payload_bytes")
+        rough = size + len(wire_topic) + _ROUGH_OVERHEAD
+        broker = self.max_packet
+        if rough <= _MAX_REMAINING_LENGTH and (broker is None or (properties is None and rough <= broker)):
+            return  # far from every limit (large properties without a broker limit: see _send)
+        packed = 0
+        if v5:
+            packed = len(properties.pack()) if properties is not None else 1  # type: ignore[no-untyped-call]
+        remaining, total = publish_size(len(wire_topic), size, qos, packed)
+        if remaining > _MAX_REMAINING_LENGTH:
+            raise _too_large(topic, remaining, _MAX_REMAINING_LENGTH, "mqtt_maximum_remaining_length")
+        if broker is not None and total > broker:
+            raise _too_large(topic, total, broker, "broker_maximum_packet_size")
+
     def submit(self, item: Outgoing) -> None:
         """Send ``item`` now if connected (and nothing older waits), else buffer it.
 
@@ -206,6 +269,11 @@ class Outbound:
     def _send(self, client: Client, item: Outgoing) -> bool:
         try:
             mid = client.send(item)
+        except ValueError as exc:
+            # Too large for this connection (a new broker may allow less than the last one):
+            # refuse this message alone; put back in the buffer it would block all behind it.
+            self._refuse(item, exc)
+            return True
         except Exception:  # noqa: BLE001 - paho refused: the connection just went away
             self.buffer.appendleft(item)
             return False
@@ -216,6 +284,18 @@ class Outbound:
         else:
             self._inflight[mid] = item
         return True
+
+    def _refuse(self, item: Outgoing, exc: ValueError) -> None:
+        error = MessageTooLargeError(
+            f"The message to {item.topic!r} ({len(item.payload)} bytes of payload) is larger than the "
+            f"connection allows ({exc}); send less per message.",
+            {"topic": item.topic, "size": len(item.payload), "limit": self.max_packet, "limit_kind": "send"},
+        )
+        if item.done is not None and not item.done.done():
+            item.done.set_exception(error)
+        else:
+            logger.warning("MQTT message to %s refused: %s", item.topic, error.message)
+        self._check_idle()
 
     def acked(self, mid: int, reason: int = 0) -> None:
         """The broker acknowledged ``mid`` (called by the client); a reason >= 0x80 is a refusal."""
@@ -241,8 +321,15 @@ class Outbound:
             self._check_idle()
 
     def attach(self, client: Client) -> None:
-        """Connected: send the buffer in order (QoS > 0 beyond the window waits for it), then send directly."""
+        """Connected: send the buffer in order (QoS > 0 beyond the window waits for it), then send directly.
+
+        The window and the packet limit follow the broker's MQTT 5 CONNACK (Receive Maximum,
+        Maximum Packet Size) when it advertises them.
+        """
         self.client = client
+        receive = client.receive_maximum
+        self.max_inflight = min(self._max_inflight, receive) if receive else self._max_inflight
+        self.max_packet = client.maximum_packet_size
         buffer = self.buffer
         while buffer and self.client is client:
             item = buffer.popleft()

@@ -37,7 +37,12 @@ class LastWill:
 
 @dataclass(frozen=True, slots=True)
 class MQTTState:
-    """Snapshot of an :class:`MQTTManager` for health checks and metrics."""
+    """Snapshot of an :class:`MQTTManager` for health checks and metrics.
+
+    ``max_inflight`` is the outgoing window in use (``max_inflight`` capped by the broker's
+    Receive Maximum); ``max_packet_size`` the broker's Maximum Packet Size, None when it
+    advertised none (both from the MQTT 5 CONNACK of the last connection).
+    """
 
     connected: bool
     protocol: str | None
@@ -53,6 +58,8 @@ class MQTTState:
     handler_errors: int
     dead_letters: int
     subscriptions: int
+    max_inflight: int
+    max_packet_size: int | None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for the health endpoint)."""
