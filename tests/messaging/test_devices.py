@@ -205,3 +205,29 @@ async def test_status_seen_before_registration_is_applied(
         device = await devices.register_device("sensor001", "meter")
         assert (device.status, device.status_seq) == ("online", sim.seq)
         assert (await devices.get_device("sensor001")).status == "online"
+
+
+@pytest.mark.parametrize("route_telemetry", [True, False])
+async def test_route_telemetry_switches_the_telemetry_subscription(
+    mqtt_broker: Any, root: str, route_telemetry: bool
+) -> None:
+    """With route_telemetry=False telemetry is not subscribed (nor handled); with True it is; status works either way."""
+    got: list[Any] = []
+    statuses: list[str] = []
+    async with MQTTManager(mqtt_broker.host, mqtt_broker.port, handler_concurrency=1) as manager:
+        devices = DeviceManager(
+            manager, topic_root=root, route_telemetry=route_telemetry, on_status=lambda d, s: statuses.append(s)
+        )
+
+        @devices.on_telemetry("meter")
+        async def on_meter(device: Device, message: MQTTMessage) -> None:
+            got.append(message.payload)
+
+        await devices.register_device("d1", "meter")
+        # Telemetry first, then a status: in-order delivery to the one worker means the
+        # telemetry was handled (or never subscribed) once the status is applied.
+        await manager.publish(f"{root}/d1/telemetry", {"power_w": 7.0})
+        await manager.publish(f"{root}/d1/status", status_payload("online", 1))
+        await wait_until(lambda: statuses == ["online"])
+        assert got == ([{"power_w": 7.0}] if route_telemetry else [])
+        assert manager.state.messages_received == (2 if route_telemetry else 1)
