@@ -80,6 +80,7 @@ def test_import_does_not_pull_heavy_modules(statement: str) -> None:
         (errors.CommandFailedError, errors.CommandError, "COMMAND_FAILED"),
         (errors.CommandExpiredError, errors.CommandError, "COMMAND_EXPIRED"),
         (errors.PublishError, common_errors.MessagingError, "PUBLISH_FAILED"),
+        (errors.MessageTooLargeError, errors.PublishError, "MESSAGE_TOO_LARGE"),
     ],
 )
 def test_error_tree(cls: type[common_errors.EnergyError], base: type[Exception], code: str) -> None:
