@@ -20,7 +20,7 @@ async def test_postgres_database_is_private(postgres_database: Any) -> None:
     conn = await asyncpg.connect(postgres_database.dsn, timeout=10)
     try:
         name = await conn.fetchval("SELECT current_database()")
-        tables = await conn.fetchval("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+        owner_dbs = await conn.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", postgres_database.name)
     finally:
         await conn.close()
     assert name == postgres_database.name
