@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,30 +18,15 @@ from energy_messaging.errors import (
     TopicValidationError,
 )
 
+WaitUntil = Callable[..., Awaitable[None]]
+
 pytestmark = pytest.mark.mqtt
-
-
-async def wait_until(condition: Callable[[], Any], limit: float = 5.0) -> None:
-    """Poll ``condition`` until it holds; fail after ``limit`` seconds."""
-    deadline = asyncio.get_running_loop().time() + limit
-    while True:
-        if condition():
-            return
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
 def root(mqtt_topic_prefix: str) -> str:
     """Device topic root under this test's prefix."""
     return f"{mqtt_topic_prefix}/devices"
-
-
-@pytest.fixture
-async def mqtt(mqtt_broker: Any) -> AsyncIterator[MQTTManager]:
-    """A connected manager on the shared broker."""
-    async with MQTTManager(mqtt_broker.host, mqtt_broker.port) as manager:
-        yield manager
 
 
 def simulator(mqtt_broker: Any, root: str, device_id: str = "sensor001", **kwargs: Any) -> DeviceSimulator:
@@ -121,7 +106,9 @@ async def test_unknown_device_and_bad_ids(mqtt: MQTTManager, root: str) -> None:
         await devices.register_device("a/+", "meter")
 
 
-async def test_last_will_marks_killed_device_offline(mqtt: MQTTManager, mqtt_broker: Any, root: str) -> None:
+async def test_last_will_marks_killed_device_offline(
+    wait_until: WaitUntil, mqtt: MQTTManager, mqtt_broker: Any, root: str
+) -> None:
     """A crashed simulator's Last Will turns the device offline; offline commands fail fast."""
     changes: list[tuple[str, str]] = []
     devices = DeviceManager(mqtt, topic_root=root, on_status=lambda d, s: changes.append((d.device_id, s)))
@@ -139,7 +126,7 @@ async def test_last_will_marks_killed_device_offline(mqtt: MQTTManager, mqtt_bro
     assert [d.device_id for d in await devices.list_devices(status="offline")] == ["sensor001"]
 
 
-async def test_stale_last_will_is_ignored(mqtt: MQTTManager, root: str) -> None:
+async def test_stale_last_will_is_ignored(wait_until: WaitUntil, mqtt: MQTTManager, root: str) -> None:
     """An offline status with an older sequence number (a late Last Will) does not override online."""
     devices = DeviceManager(mqtt, topic_root=root)
     await devices.register_device("d1", "meter")
@@ -154,7 +141,9 @@ async def test_stale_last_will_is_ignored(mqtt: MQTTManager, root: str) -> None:
     await wait_until(lambda: devices.registry._devices["d1"].status == "offline")  # type: ignore[attr-defined]
 
 
-async def test_wait_for_offline_device_then_expire(mqtt: MQTTManager, mqtt_broker: Any, root: str) -> None:
+async def test_wait_for_offline_device_then_expire(
+    wait_until: WaitUntil, mqtt: MQTTManager, mqtt_broker: Any, root: str
+) -> None:
     """when_offline='wait' sends once the device is back, or expires if it stays away."""
     states: list[str] = []
     devices = DeviceManager(mqtt, topic_root=root, on_command=lambda c: states.append(c.state))
@@ -170,7 +159,9 @@ async def test_wait_for_offline_device_then_expire(mqtt: MQTTManager, mqtt_broke
         assert await pending == {"pong": True}
 
 
-async def test_telemetry_handler_per_type_and_last_seen(mqtt: MQTTManager, mqtt_broker: Any, root: str) -> None:
+async def test_telemetry_handler_per_type_and_last_seen(
+    wait_until: WaitUntil, mqtt: MQTTManager, mqtt_broker: Any, root: str
+) -> None:
     """Telemetry reaches the handler of the device's type and updates last-seen; extra topics count too."""
     got: list[tuple[str, dict[str, Any]]] = []
     devices = DeviceManager(mqtt, topic_root=root)
@@ -193,6 +184,7 @@ async def test_telemetry_handler_per_type_and_last_seen(mqtt: MQTTManager, mqtt_
 
 
 async def test_status_seen_before_registration_is_applied(
+    wait_until: WaitUntil,
     mqtt: MQTTManager,
     mqtt_broker: Any,
     root: str,
@@ -209,7 +201,7 @@ async def test_status_seen_before_registration_is_applied(
 
 @pytest.mark.parametrize("route_telemetry", [True, False])
 async def test_route_telemetry_switches_the_telemetry_subscription(
-    mqtt_broker: Any, root: str, route_telemetry: bool
+    wait_until: WaitUntil, mqtt_broker: Any, root: str, route_telemetry: bool
 ) -> None:
     """With route_telemetry=False telemetry is not subscribed (nor handled); with True it is; status works either way."""
     got: list[Any] = []

@@ -36,6 +36,8 @@ TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
 SPAN_ID = 0xB7AD6B7169203331
 FAST = {"min_idle": 0.2, "block": 0.1}
 
+WaitUntil = Callable[..., Awaitable[None]]
+
 
 @dataclass
 class Backend:
@@ -110,15 +112,6 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     yield Backend("redis", make_redis, inject_redis, delete_redis, pending_redis, groups_redis, store)
 
 
-async def eventually(predicate: Callable[[], bool], within: float = 10.0) -> None:
-    """Wait until ``predicate()`` holds, failing after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {within} s")
-        await asyncio.sleep(0.02)
-
-
 def collector() -> tuple[list[Event], Callable[[Event], Awaitable[None]]]:
     """Return a list and a handler that appends each event to it."""
     seen: list[Event] = []
@@ -129,14 +122,14 @@ def collector() -> tuple[list[Event], Callable[[Event], Awaitable[None]]]:
     return seen, handler
 
 
-async def test_publish_subscribe_delivers_event_with_envelope(backend: Backend) -> None:
+async def test_publish_subscribe_delivers_event_with_envelope(wait_until: WaitUntil, backend: Backend) -> None:
     """A published event reaches the subscriber with every CloudEvents attribute filled."""
     seen, handler = collector()
     async with backend.make(group="svc", source="urn:test:publisher") as bus:
         assert isinstance(bus, EventBus)
         bus.subscribe("device.registered", handler)
         published = await bus.publish("device.registered", {"device_id": "sensor001", "kw": 1.5})
-        await eventually(lambda: len(seen) == 1)
+        await wait_until(lambda: len(seen) == 1)
     event = seen[0]
     assert event == published
     assert (event.type, event.source, event.specversion, event.datacontenttype) == (
@@ -150,7 +143,7 @@ async def test_publish_subscribe_delivers_event_with_envelope(backend: Backend) 
     assert len(event.id) == 32
 
 
-async def test_decorator_form_and_handler_order(backend: Backend) -> None:
+async def test_decorator_form_and_handler_order(wait_until: WaitUntil, backend: Backend) -> None:
     """subscribe() works as a decorator and handlers of a type run in registration order."""
     calls: list[str] = []
     async with backend.make() as bus:
@@ -164,12 +157,12 @@ async def test_decorator_form_and_handler_order(backend: Backend) -> None:
             calls.append("second")
 
         await bus.publish("reading.stored", {"v": 1})
-        await eventually(lambda: len(calls) == 2)
+        await wait_until(lambda: len(calls) == 2)
     assert calls == ["first", "second"]
     assert first.__name__ == "first"
 
 
-async def test_correlation_id_and_trace_context_continue_in_handler(backend: Backend) -> None:
+async def test_correlation_id_and_trace_context_continue_in_handler(wait_until: WaitUntil, backend: Backend) -> None:
     """The handler runs under the publisher's correlation id and inside its trace."""
     observed: dict[str, Any] = {}
 
@@ -187,7 +180,7 @@ async def test_correlation_id_and_trace_context_continue_in_handler(backend: Bac
                 await bus.publish("command.sent", {"command": "read_temperature"})
             finally:
                 otel_context.detach(token)
-        await eventually(lambda: "event" in observed)
+        await wait_until(lambda: "event" in observed)
     assert observed["event"].correlationid == "req-42"
     assert observed["event"].traceparent.startswith(f"00-{TRACE_ID:032x}-")
     assert observed["cid"] == "req-42"
@@ -195,7 +188,7 @@ async def test_correlation_id_and_trace_context_continue_in_handler(backend: Bac
     assert get_correlation_id() is None
 
 
-async def test_handler_without_incoming_correlation_gets_a_fresh_one(backend: Backend) -> None:
+async def test_handler_without_incoming_correlation_gets_a_fresh_one(wait_until: WaitUntil, backend: Backend) -> None:
     """An event published outside any request still runs its handler under a correlation id."""
     seen_ids: list[str | None] = []
 
@@ -205,13 +198,13 @@ async def test_handler_without_incoming_correlation_gets_a_fresh_one(backend: Ba
     async with backend.make() as bus:
         bus.subscribe("tick", handler)
         event = await bus.publish("tick", None)
-        await eventually(lambda: len(seen_ids) == 1)
+        await wait_until(lambda: len(seen_ids) == 1)
     assert event.correlationid is None
     assert event.traceparent is None
     assert seen_ids[0] is not None
 
 
-async def test_handler_does_not_inherit_the_span_active_at_start(backend: Backend) -> None:
+async def test_handler_does_not_inherit_the_span_active_at_start(wait_until: WaitUntil, backend: Backend) -> None:
     """An event without trace context runs its handler outside the span that was current at start()."""
     trace_ids: list[int] = []
 
@@ -228,7 +221,7 @@ async def test_handler_does_not_inherit_the_span_active_at_start(backend: Backen
         otel_context.detach(token)
     async with bus:
         await bus.publish("tick", 1)
-        await eventually(lambda: len(trace_ids) == 1)
+        await wait_until(lambda: len(trace_ids) == 1)
     assert trace_ids == [0]
 
 
@@ -240,7 +233,7 @@ async def test_explicit_correlation_id_overrides_current(backend: Backend) -> No
     assert event.correlationid == "explicit-1"
 
 
-async def test_failing_handler_is_retried_then_succeeds(backend: Backend) -> None:
+async def test_failing_handler_is_retried_then_succeeds(wait_until: WaitUntil, backend: Backend) -> None:
     """A handler that raises gets the same event again after min_idle, then it is acknowledged."""
     attempts: list[str] = []
 
@@ -252,14 +245,14 @@ async def test_failing_handler_is_retried_then_succeeds(backend: Backend) -> Non
     async with backend.make(max_deliveries=5) as bus:
         bus.subscribe("job.run", flaky)
         event = await bus.publish("job.run", {"n": 1})
-        await eventually(lambda: bus.stats.handled == 1)
+        await wait_until(lambda: bus.stats.handled == 1)
     assert await backend.pending(bus.stream_for("job.run"), bus.group) == 0
     assert attempts == [event.id] * 3
     assert bus.stats.failed == 2
     assert bus.stats.dead_lettered == 0
 
 
-async def test_poison_message_goes_to_dead_letter_after_max_deliveries(backend: Backend) -> None:
+async def test_poison_message_goes_to_dead_letter_after_max_deliveries(wait_until: WaitUntil, backend: Backend) -> None:
     """An event whose handler always fails is dead-lettered after N tries, with the reason."""
     attempts: list[int] = []
     hooked: list[DeadLetter] = []
@@ -271,7 +264,7 @@ async def test_poison_message_goes_to_dead_letter_after_max_deliveries(backend: 
     async with backend.make(max_deliveries=3, on_dead_letter=hooked.append) as bus:
         bus.subscribe("reading.stored", poison)
         event = await bus.publish("reading.stored", {"kw": "garbage"})
-        await eventually(lambda: bus.stats.dead_lettered == 1)
+        await wait_until(lambda: bus.stats.dead_lettered == 1)
         letters = await bus.read_dead_letters()
         await asyncio.sleep(0.5)  # no further delivery after the dead letter
     assert await backend.pending(bus.stream_for("reading.stored"), bus.group) == 0
@@ -326,7 +319,7 @@ MALFORMED = [
 
 @pytest.mark.parametrize(("fields", "reason"), MALFORMED)
 async def test_malformed_entry_is_dead_lettered_and_consumer_continues(
-    backend: Backend, fields: dict[str, bytes], reason: str
+    wait_until: WaitUntil, backend: Backend, fields: dict[str, bytes], reason: str
 ) -> None:
     """A malformed stream entry goes to the dead-letter stream at once; later events still flow."""
     seen, handler = collector()
@@ -334,7 +327,7 @@ async def test_malformed_entry_is_dead_lettered_and_consumer_continues(
         bus.subscribe("t.x", handler)
         await backend.inject(bus.stream_for("t.x"), fields)
         good = await bus.publish("t.x", {"ok": True})
-        await eventually(lambda: len(seen) == 1 and bus.stats.dead_lettered == 1)
+        await wait_until(lambda: len(seen) == 1 and bus.stats.dead_lettered == 1)
         letters = await bus.read_dead_letters()
     assert seen == [good]
     assert letters[0].reason.startswith(reason)
@@ -342,7 +335,7 @@ async def test_malformed_entry_is_dead_lettered_and_consumer_continues(
     assert letters[0].payload == fields.get("event")
 
 
-async def test_consumer_cancelled_before_ack_is_redelivered_to_another(backend: Backend) -> None:
+async def test_consumer_cancelled_before_ack_is_redelivered_to_another(wait_until: WaitUntil, backend: Backend) -> None:
     """An event held by a consumer that stops mid-handler is handled by another after min_idle."""
     started = asyncio.Event()
 
@@ -359,7 +352,7 @@ async def test_consumer_cancelled_before_ack_is_redelivered_to_another(backend: 
     seen, handler = collector()
     async with backend.make(group="workers", consumer="b") as survivor:
         survivor.subscribe("job.run", handler)
-        await eventually(lambda: len(seen) == 1)
+        await wait_until(lambda: len(seen) == 1)
     assert seen[0].id == event.id
     assert survivor.stats.redelivered == 1
     assert crashed.stats.handled == 0
@@ -405,7 +398,7 @@ async def test_graceful_close_finishes_in_flight_handler(backend: Backend) -> No
     assert await backend.pending(bus.stream_for("job.run"), bus.group) == 0
 
 
-async def test_group_shares_work_and_groups_each_get_every_event(backend: Backend) -> None:
+async def test_group_shares_work_and_groups_each_get_every_event(wait_until: WaitUntil, backend: Backend) -> None:
     """Within a group each event is handled once; every group gets every event."""
     seen_a, handler_a = collector()
     seen_b, handler_b = collector()
@@ -419,39 +412,39 @@ async def test_group_shares_work_and_groups_each_get_every_event(backend: Backen
         bus.subscribe("reading.stored", handler)
     async with buses[0], buses[1], buses[2]:
         published = [await buses[0].publish("reading.stored", {"i": i}) for i in range(30)]
-        await eventually(lambda: len(seen_a) + len(seen_b) == 30 and len(seen_other) == 30)
+        await wait_until(lambda: len(seen_a) + len(seen_b) == 30 and len(seen_other) == 30)
         await asyncio.sleep(0.3)
     ids = {event.id for event in published}
     assert sorted(e.id for e in seen_a + seen_b) == sorted(ids)
     assert {e.id for e in seen_other} == ids
 
 
-async def test_group_is_recreated_after_stream_deletion(backend: Backend) -> None:
+async def test_group_is_recreated_after_stream_deletion(wait_until: WaitUntil, backend: Backend) -> None:
     """Deleting the stream (NOGROUP) does not kill the consumer: it recreates the group."""
     seen, handler = collector()
     async with backend.make() as bus:
         bus.subscribe("t.x", handler)
         await bus.publish("t.x", 1)
-        await eventually(lambda: len(seen) == 1)
+        await wait_until(lambda: len(seen) == 1)
         await backend.delete(bus.stream_for("t.x"))
         await asyncio.sleep(0.2)
         await bus.publish("t.x", 2)
-        await eventually(lambda: len(seen) == 2)
+        await wait_until(lambda: len(seen) == 2)
     assert [event.data for event in seen] == [1, 2]
 
 
-async def test_events_published_before_first_subscriber_are_kept(backend: Backend) -> None:
+async def test_events_published_before_first_subscriber_are_kept(wait_until: WaitUntil, backend: Backend) -> None:
     """A new group starts from the oldest entry by default, so early events are not lost."""
     seen, handler = collector()
     async with backend.make() as publisher:
         early = await publisher.publish("t.x", "early")
     async with backend.make() as bus:
         bus.subscribe("t.x", handler)
-        await eventually(lambda: len(seen) == 1)
+        await wait_until(lambda: len(seen) == 1)
     assert seen[0].id == early.id
 
 
-async def test_start_from_new_skips_earlier_events(backend: Backend) -> None:
+async def test_start_from_new_skips_earlier_events(wait_until: WaitUntil, backend: Backend) -> None:
     """With start_from="new", a new group sees only events published after it was created."""
     seen, handler = collector()
     async with backend.make() as publisher:
@@ -464,25 +457,25 @@ async def test_start_from_new_skips_earlier_events(backend: Backend) -> None:
             assert time.monotonic() < deadline, "the consumer did not create its group"
             await asyncio.sleep(0.02)
         late = await bus.publish("t.x", "late")
-        await eventually(lambda: len(seen) == 1)
+        await wait_until(lambda: len(seen) == 1)
     assert seen[0].id == late.id
 
 
-async def test_subscribe_while_running_starts_consuming_that_type(backend: Backend) -> None:
+async def test_subscribe_while_running_starts_consuming_that_type(wait_until: WaitUntil, backend: Backend) -> None:
     """A subscription added to a running bus is consumed without a restart."""
     seen_a, handler_a = collector()
     seen_b, handler_b = collector()
     async with backend.make() as bus:
         bus.subscribe("a.x", handler_a)
         await bus.publish("a.x", 1)
-        await eventually(lambda: len(seen_a) == 1)
+        await wait_until(lambda: len(seen_a) == 1)
         bus.subscribe("b.x", handler_b)
         await bus.publish("b.x", 2)
-        await eventually(lambda: len(seen_b) == 1)
+        await wait_until(lambda: len(seen_b) == 1)
     assert [e.data for e in seen_a + seen_b] == [1, 2]
 
 
-async def test_idempotent_handler_processes_redelivered_event_once(backend: Backend) -> None:
+async def test_idempotent_handler_processes_redelivered_event_once(wait_until: WaitUntil, backend: Backend) -> None:
     """With idempotent(), a redelivery caused by another handler's failure does not repeat the work."""
     processed: list[str] = []
     flaky_calls: list[str] = []
@@ -500,9 +493,9 @@ async def test_idempotent_handler_processes_redelivered_event_once(backend: Back
         bus.subscribe("reading.stored", bill)
         bus.subscribe("reading.stored", flaky)
         event = await bus.publish("reading.stored", {"kw": 2})
-        await eventually(lambda: bus.stats.handled == 1)
+        await wait_until(lambda: bus.stats.handled == 1)
         duplicate = await bus.publish("reading.stored", {"kw": 2}, event_id=event.id)
-        await eventually(lambda: bus.stats.handled == 2)
+        await wait_until(lambda: bus.stats.handled == 2)
     assert duplicate.id == event.id
     assert processed == [event.id]
     assert flaky_calls == [event.id] * 3

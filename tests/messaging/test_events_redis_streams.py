@@ -6,8 +6,7 @@ import asyncio
 import json
 import sys
 import textwrap
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +42,11 @@ CONSUMER_SCRIPT = textwrap.dedent(
     """
 )
 
-
-async def eventually(predicate: Callable[[], bool], within: float = 10.0) -> None:
-    """Wait until ``predicate()`` holds, failing after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {within} s")
-        await asyncio.sleep(0.02)
+WaitUntil = Callable[..., Awaitable[None]]
 
 
 async def test_consumer_killed_with_sigkill_mid_message_is_taken_over(
-    redis_url: str, redis_key_prefix: str, redis_client: Any, tmp_path: Path
+    wait_until: WaitUntil, redis_url: str, redis_key_prefix: str, redis_client: Any, tmp_path: Path
 ) -> None:
     """A consumer process killed (SIGKILL) while handling leaves the entry pending; another claims it."""
     namespace = f"{redis_key_prefix}events"
@@ -65,7 +57,7 @@ async def test_consumer_killed_with_sigkill_mid_message_is_taken_over(
     try:
         async with RedisStreamsEventBus(redis_url, namespace=namespace, group="workers", **FAST) as publisher:
             event = await publisher.publish("job.run", {"job": 1})
-        await eventually(marker.exists, within=30)
+        await wait_until(marker.exists, within=30)
     finally:
         proc.kill()  # SIGKILL: no cleanup, no acknowledgement
         await asyncio.wait_for(proc.wait(), 10)
@@ -82,13 +74,14 @@ async def test_consumer_killed_with_sigkill_mid_message_is_taken_over(
     survivor = RedisStreamsEventBus(redis_url, namespace=namespace, group="workers", consumer="survivor", **FAST)
     survivor.subscribe("job.run", handler)
     async with survivor:
-        await eventually(lambda: len(seen) == 1)
+        await wait_until(lambda: len(seen) == 1)
     assert seen[0].id == event.id
     assert survivor.stats.redelivered == 1
     assert (await redis_client.xpending(stream, "workers"))["pending"] == 0
 
 
 async def test_redis_down_gives_typed_error_and_consumer_recovers(
+    wait_until: WaitUntil,
     redis_server_factory: Callable[[], Any],
 ) -> None:
     """With Redis killed, publish raises EventBusConnectionError; once it is back, consuming resumes."""
@@ -103,7 +96,7 @@ async def test_redis_down_gives_typed_error_and_consumer_recovers(
     bus.subscribe("t.x", handler)
     async with bus:
         await bus.publish("t.x", "before")
-        await eventually(lambda: seen == ["before"])
+        await wait_until(lambda: seen == ["before"])
 
         server.kill()
         with pytest.raises(EventBusConnectionError) as info:
@@ -112,11 +105,11 @@ async def test_redis_down_gives_typed_error_and_consumer_recovers(
         assert info.value.error_code == "EVENT_BUS_UNAVAILABLE"
         assert info.value.status_code == 503
         assert url not in info.value.message
-        await eventually(lambda: not bus.stats.connected)
+        await wait_until(lambda: not bus.stats.connected)
 
         server.start()  # a fresh, empty server: the stream and the group are gone
         await bus.publish("t.x", "after")
-        await eventually(lambda: seen == ["before", "after"], within=20)
+        await wait_until(lambda: seen == ["before", "after"], within=20)
         assert bus.stats.connected
         assert bus.stats.connection_errors >= 1
 

@@ -7,27 +7,21 @@ import hashlib
 import shutil
 import ssl
 import subprocess
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from energy_messaging import MQTTManager, MQTTMessage
 
+WaitUntil = Callable[..., Awaitable[None]]
+
 pytestmark = pytest.mark.mqtt
-
-
-async def wait_until(condition: Callable[[], bool], limit: float = 10.0) -> None:
-    """Poll ``condition`` until it holds; fail after ``limit`` seconds."""
-    deadline = asyncio.get_running_loop().time() + limit
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("qos", [0, 1])
 async def test_burst_larger_than_socket_buffer_arrives_whole_and_in_order(
-    mqtt_broker: Any, mqtt_topic_prefix: str, qos: int
+    wait_until: WaitUntil, mqtt_broker: Any, mqtt_topic_prefix: str, qos: int
 ) -> None:
     """A burst of publishes bigger than the socket buffer is written completely, in order, byte for byte."""
     topic = f"{mqtt_topic_prefix}/burst"
@@ -52,7 +46,9 @@ async def test_burst_larger_than_socket_buffer_arrives_whole_and_in_order(
 
 
 @pytest.mark.parametrize("max_inflight", [0, 1, 3])
-async def test_inflight_window_keeps_order(mqtt_broker: Any, mqtt_topic_prefix: str, max_inflight: int) -> None:
+async def test_inflight_window_keeps_order(
+    wait_until: WaitUntil, mqtt_broker: Any, mqtt_topic_prefix: str, max_inflight: int
+) -> None:
     """With a small (or the largest, 0) in-flight window, a QoS 1 burst waits for acknowledgements and arrives in order."""
     topic = f"{mqtt_topic_prefix}/window"
     received: list[int] = []
@@ -72,6 +68,7 @@ async def test_inflight_window_keeps_order(mqtt_broker: Any, mqtt_topic_prefix: 
 
 
 async def test_publishes_waiting_for_the_window_survive_a_broker_restart(
+    wait_until: WaitUntil,
     mosquitto_factory: Callable[..., Any],
 ) -> None:
     """QoS 1 publishes still waiting for room in the in-flight window when the broker dies are sent after the restart."""
@@ -117,7 +114,9 @@ def tls_broker(mosquitto_factory: Callable[..., Any], tmp_path: Path) -> tuple[A
     return broker, ssl.create_default_context(cafile=str(cert))
 
 
-async def test_burst_over_tls_arrives_whole_and_in_order(tls_broker: tuple[Any, ssl.SSLContext]) -> None:
+async def test_burst_over_tls_arrives_whole_and_in_order(
+    wait_until: WaitUntil, tls_broker: tuple[Any, ssl.SSLContext]
+) -> None:
     """Over TLS, batched writes larger than the socket buffer and the reads of many packets lose nothing."""
     broker, context = tls_broker
     payloads = [bytes([n]) * (192 * 1024) + n.to_bytes(2, "big") for n in range(40)] + [b"%d" % n for n in range(500)]

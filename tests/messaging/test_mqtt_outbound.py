@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -11,20 +11,14 @@ from energy_common.exceptions import PayloadTooLargeError, ValidationError
 from energy_messaging import MQTTManager, MQTTMessage
 from energy_messaging.errors import MessageTooLargeError, MessagingError, PublishError
 
+WaitUntil = Callable[..., Awaitable[None]]
+
 pytestmark = pytest.mark.mqtt
-
-
-async def wait_until(condition: Callable[[], bool], limit: float = 10.0) -> None:
-    """Poll ``condition`` until it holds; fail after ``limit`` seconds."""
-    deadline = asyncio.get_running_loop().time() + limit
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("wait", [True, False])
 async def test_payload_above_max_payload_bytes_is_refused_and_publishing_continues(
-    mqtt_broker: Any, mqtt_topic_prefix: str, wait: bool
+    wait_until: WaitUntil, mqtt_broker: Any, mqtt_topic_prefix: str, wait: bool
 ) -> None:
     """A payload over ``max_payload_bytes`` raises MessageTooLargeError up front; the next publishes still arrive."""
     topic = f"{mqtt_topic_prefix}/size"
@@ -65,7 +59,9 @@ def test_max_payload_bytes_must_be_positive(value: int) -> None:
         MQTTManager(max_payload_bytes=value)
 
 
-async def test_broker_maximum_packet_size_is_honoured(mosquitto_factory: Callable[..., Any]) -> None:
+async def test_broker_maximum_packet_size_is_honoured(
+    wait_until: WaitUntil, mosquitto_factory: Callable[..., Any]
+) -> None:
     """A packet above the Maximum Packet Size Mosquitto advertises is refused up front; the connection stays up."""
     broker = mosquitto_factory(["max_packet_size 2000"])
     received: list[bytes] = []
@@ -87,6 +83,7 @@ async def test_broker_maximum_packet_size_is_honoured(mosquitto_factory: Callabl
 
 
 async def test_buffered_message_too_large_for_the_new_broker_does_not_jam_the_buffer(
+    wait_until: WaitUntil,
     mosquitto_factory: Callable[..., Any],
 ) -> None:
     """A buffered publish the reconnected broker's packet limit refuses fails alone; those behind it are sent."""
@@ -117,7 +114,7 @@ async def test_buffered_message_too_large_for_the_new_broker_does_not_jam_the_bu
 
 @pytest.mark.parametrize(("max_inflight", "expected"), [(100, 3), (0, 3), (2, 2)])
 async def test_inflight_window_is_capped_at_the_broker_receive_maximum(
-    mosquitto_factory: Callable[..., Any], max_inflight: int, expected: int
+    wait_until: WaitUntil, mosquitto_factory: Callable[..., Any], max_inflight: int, expected: int
 ) -> None:
     """Mosquitto's ``max_inflight_messages`` is advertised as Receive Maximum and caps the window; all QoS 1 arrive."""
     broker = mosquitto_factory(["max_inflight_messages 3"])

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from energy_messaging import DeviceSimulator, MQTTManager, MQTTMessage
 from energy_messaging.devices import command_payload, parse_status
 
+WaitUntil = Callable[..., Awaitable[None]]
+
 pytestmark = pytest.mark.mqtt
 
 
-async def wait_until(condition: Callable[[], bool], limit: float = 5.0) -> None:
-    """Poll ``condition`` until it holds; fail after ``limit`` seconds."""
-    deadline = asyncio.get_running_loop().time() + limit
-    while True:
-        if condition():
-            return
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
-async def test_simulator_protocol(mqtt_broker: Any, mqtt_topic_prefix: str) -> None:
+async def test_simulator_protocol(wait_until: WaitUntil, mqtt_broker: Any, mqtt_topic_prefix: str) -> None:
     """Online status (retained, with seq), telemetry at its rate, replies to reply_to with the command id."""
     root = f"{mqtt_topic_prefix}/devices"
     status: list[dict[str, Any]] = []
