@@ -203,17 +203,12 @@ class TransportEventBus:
         if not self._running:
             raise EventBusClosedError()
         stream = self.stream_for(event_type)
-        if tracing_enabled():
-            with tracer.start_as_current_span(f"{event_type} publish", kind=trace.SpanKind.PRODUCER):
-                event = await self._send(
-                    stream,
-                    event_type=event_type,
-                    data=data,
-                    source=source,
-                    event_id=event_id,
-                    correlation_id=correlation_id,
-                )
-        else:
+        span = (
+            tracer.start_as_current_span(f"{event_type} publish", kind=trace.SpanKind.PRODUCER)
+            if tracing_enabled()
+            else contextlib.nullcontext()
+        )
+        with span:
             event = await self._send(
                 stream,
                 event_type=event_type,
