@@ -105,11 +105,12 @@ async def test_buffered_message_too_large_for_the_new_broker_does_not_jam_the_bu
         conf.write_text(conf.read_text() + "max_packet_size 2000\n")
         broker.start()
         async with asyncio.timeout(20):
-            with pytest.raises(MessageTooLargeError):
+            with pytest.raises(MessageTooLargeError) as info:
                 await big
             await small
         await wait_until(lambda: received == [b"s" * 10])
         assert mqtt.state.max_packet_size == 2000
+        assert (info.value.details["limit"], info.value.details["limit_kind"]) == (2000, "broker_maximum_packet_size")
 
 
 @pytest.mark.parametrize(("max_inflight", "expected"), [(100, 3), (0, 3), (2, 2)])

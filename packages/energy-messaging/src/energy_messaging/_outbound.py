@@ -286,10 +286,16 @@ class Outbound:
         return True
 
     def _refuse(self, item: Outgoing, exc: ValueError) -> None:
+        broker = self.max_packet
         error = MessageTooLargeError(
             f"The message to {item.topic!r} ({len(item.payload)} bytes of payload) is larger than the "
             f"connection allows ({exc}); send less per message.",
-            {"topic": item.topic, "size": len(item.payload), "limit": self.max_packet, "limit_kind": "send"},
+            {
+                "topic": item.topic,
+                "size": len(item.payload),
+                "limit": broker or _MAX_REMAINING_LENGTH,
+                "limit_kind": "broker_maximum_packet_size" if broker else "mqtt_maximum_remaining_length",
+            },
         )
         if item.done is not None and not item.done.done():
             item.done.set_exception(error)
