@@ -27,7 +27,7 @@ from energy_common.middleware import (
     setup_middleware,
     validate_cors,
 )
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,6 +63,14 @@ def build_app(settings: Settings | None = None, **kwargs: Any) -> FastAPI:
     @app.get("/users/{user_id}")
     async def user(user_id: int) -> dict[str, int]:
         return {"id": user_id}
+
+    meters = APIRouter(prefix="/meters")
+
+    @meters.get("/{meter_id}")
+    async def meter(meter_id: str) -> dict[str, str]:
+        return {"id": meter_id}
+
+    app.include_router(meters, prefix="/api/v1")
 
     @app.post("/login")
     async def login(body: Login) -> dict[str, str]:
@@ -243,9 +251,18 @@ async def test_request_log_line(client: httpx.AsyncClient) -> None:
     assert line["status_code"] == 200
     assert line["duration_ms"] >= 0
     assert line["client"] == "127.0.0.1"
+
     assert line["correlation_id"] == "req-42"
     assert line["level"] == "INFO"
     json.dumps(line)
+
+
+async def test_request_log_route_keeps_router_prefixes(client: httpx.AsyncClient) -> None:
+    """The logged route template includes the prefix given to include_router."""
+    with capture_logs(logger="energy.request") as logs:
+        await client.get("/api/v1/meters/m-7")
+    (line,) = logs
+    assert line["route"] == "/api/v1/meters/{meter_id}"
 
 
 @pytest.mark.parametrize(("path", "status", "level"), [("/boom", 500, "ERROR"), ("/nowhere", 404, "INFO")])

@@ -33,6 +33,12 @@ def make_app() -> FastAPI:
     async def crash() -> None:
         raise RuntimeError("boom")
 
+    meters = APIRouter(prefix="/meters")
+
+    @meters.get("/{meter_id}/readings")
+    async def readings(meter_id: str) -> dict[str, str]:
+        return {"id": meter_id}
+
     sub = FastAPI()
 
     @sub.get("/devices/{device_id}")
@@ -40,6 +46,7 @@ def make_app() -> FastAPI:
         return {"id": device_id}
 
     app.include_router(router)
+    app.include_router(meters, prefix="/api/v1")
     app.mount("/sub", sub)
     return app
 
@@ -64,7 +71,9 @@ async def test_metrics_use_route_templates_and_status_classes(reg: MetricsRegist
     assert (await asgi(app, "GET", "/missing")).status == 404
     assert (await asgi(app, "GET", "/no/such/path")).status == 404
     assert (await asgi(app, "GET", "/sub/devices/d-9")).status == 200
+    assert (await asgi(app, "GET", "/api/v1/meters/m-1/readings")).status == 200
     assert count(reg, "GET", "/api/users/{user_id}", "2xx") == 3
+    assert count(reg, "GET", "/api/v1/meters/{meter_id}/readings", "2xx") == 1  # include_router prefix kept
     assert count(reg, "GET", "/missing", "4xx") == 1
     assert count(reg, "GET", UNMATCHED_ROUTE, "4xx") == 1
     assert count(reg, "GET", "/sub/devices/{device_id}", "2xx") == 1

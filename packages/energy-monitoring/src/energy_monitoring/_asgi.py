@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from energy_common.asgi import route_template
+
 __all__ = ["UNMATCHED_ROUTE", "ASGIApp", "Receive", "Scope", "Send", "normalize_method", "route_template"]
 
 Scope = MutableMapping[str, Any]
@@ -22,21 +24,3 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTION
 def normalize_method(method: str) -> str:
     """Return the HTTP method, or ``_OTHER`` for non-standard ones (bounded cardinality)."""
     return method if method in _METHODS else "_OTHER"
-
-
-def route_template(scope: Scope, root_path: str) -> str | None:
-    """Return the route template the router matched, after the app ran, or None.
-
-    Starlette and FastAPI store the matched route in ``scope["route"]``; a mount adds its
-    prefix to ``root_path``, which is put in front of the inner route's template.
-    """
-    route = scope.get("route")
-    if route is None:
-        return None
-    template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if not isinstance(template, str):
-        return None
-    inner_root = scope.get("root_path", "")
-    if isinstance(inner_root, str) and len(inner_root) > len(root_path) and inner_root.startswith(root_path):
-        template = inner_root[len(root_path) :] + template
-    return template

@@ -8,18 +8,13 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from energy_common.asgi import route_template
 from energy_common.logging import log_fields, redact_text, text_is_clean
 
 __all__ = ["DEFAULT_EXCLUDE", "RequestLogMiddleware"]
 
 #: Paths not logged by default (``*`` at the end matches a prefix).
 DEFAULT_EXCLUDE = ("/health*", "/metrics")
-
-
-def _route_template(scope: Scope) -> str | None:
-    route = scope.get("route")
-    template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return template if isinstance(template, str) else None
 
 
 class RequestLogMiddleware:
@@ -57,6 +52,7 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         status = 500
+        root_path = scope.get("root_path", "")
         start = time.perf_counter()
 
         async def send_with_status(message: Message) -> None:
@@ -68,13 +64,13 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            self._log(scope, status, time.perf_counter() - start)
+            self._log(scope, root_path, status, time.perf_counter() - start)
 
-    def _log(self, scope: Scope, status: int, duration_s: float) -> None:
+    def _log(self, scope: Scope, root_path: str, status: int, duration_s: float) -> None:
         level = logging.INFO if status < 500 else logging.ERROR
         if not self.logger.isEnabledFor(level):
             return
-        template = _route_template(scope)
+        template = route_template(scope, root_path)
         client = scope.get("client")
         duration_ms = round(duration_s * 1000.0, 3)
         method = scope["method"]
