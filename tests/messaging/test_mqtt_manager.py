@@ -219,18 +219,18 @@ async def test_buffer_while_disconnected(wait_until: WaitUntil, mosquitto_factor
 
 # amqtt 0.12 warns about its own legacy config and plugin loading; not ours to fix.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-async def test_fallback_to_mqtt_311_with_context_in_payload(wait_until: WaitUntil, free_tcp_port: int) -> None:
+async def test_fallback_to_mqtt_311_with_context_in_payload(wait_until: WaitUntil, unused_tcp_port: int) -> None:
     """Against the embedded amqtt broker (3.1.1 only) the manager falls back and carries context in ``_ctx``."""
     broker_mod = pytest.importorskip("amqtt.broker")
     config = {
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{free_tcp_port}"}},
+        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{unused_tcp_port}"}},
         "auth": {"allow-anonymous": True},
     }
     broker = broker_mod.Broker(config)
     await broker.start()
     got: list[tuple[Any, str | None]] = []
     try:
-        async with MQTTManager("127.0.0.1", free_tcp_port) as mqtt:
+        async with MQTTManager("127.0.0.1", unused_tcp_port) as mqtt:
             assert mqtt.protocol == "3.1.1"
 
             async def handler(m: MQTTMessage) -> None:
@@ -243,14 +243,6 @@ async def test_fallback_to_mqtt_311_with_context_in_payload(wait_until: WaitUnti
     finally:
         await broker.shutdown()
     assert got == [({"v": 1}, "req-311")]
-
-
-@pytest.fixture
-def free_tcp_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_graceful_shutdown_drains_running_handlers(

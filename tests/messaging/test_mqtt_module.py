@@ -26,9 +26,9 @@ print(sorted(m for m in DEFERRED if m in sys.modules))
 """
 
 
-def test_seed_import_defers_what_only_use_needs(free_tcp_port: int) -> None:
+def test_seed_import_defers_what_only_use_needs(unused_tcp_port: int) -> None:
     """The seed import loads neither json, the state module nor the wire-level client; using a manager does."""
-    code = SCRIPT.format(port=free_tcp_port)  # nothing listens there: the connect attempt fails
+    code = SCRIPT.format(port=unused_tcp_port)  # nothing listens there: the connect attempt fails
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split("\n")[:4] == [
         "[]",
