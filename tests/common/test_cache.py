@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -36,6 +37,29 @@ class Reading(BaseModel):
     at: datetime
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster-bus port (port + 10000) is free and valid too.
+
+    An ephemeral port from the kernel is often above 55535, where the bus port would not
+    exist and redis-server refuses to start in cluster mode.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 55_000)
+        if _bindable(port) and _bindable(port + 10_000):
+            return port
+    raise RuntimeError("no free port pair for a private Redis Cluster node")
+
+
 @pytest.fixture(scope="module")
 def cluster_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A private one-node Redis Cluster (all 16384 slots) on a free loopback port."""
@@ -44,9 +68,7 @@ def cluster_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         if os.environ.get("ENERGY_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}:
             pytest.fail("redis-server is not installed (ENERGY_REQUIRE_SERVICES=1)")
         pytest.skip("redis-server is not installed")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = _cluster_port()
     data = tmp_path_factory.mktemp("cluster")
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     argv += ["--cluster-enabled", "yes", "--cluster-config-file", str(data / "nodes.conf")]
