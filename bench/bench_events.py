@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as redis_asyncio
-from energy_messaging.events import Event, InMemoryEventBus
+from energy_messaging.events import InMemoryEventBus
 from energy_messaging.events.redis_streams import RedisStreamsEventBus
 
 REDIS_URL = os.environ.get("ENERGY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -63,17 +63,36 @@ async def _cleanup(prefix: str) -> None:
         await client.aclose()
 
 
-async def redis_energy(n: int) -> Result:
-    """End-to-end run of RedisStreamsEventBus."""
-    prefix = f"bench:events:{uuid.uuid4().hex[:8]}"
+def _countdown(n: int) -> tuple[Callable[[object], Awaitable[None]], asyncio.Event]:
+    """A handler that counts the events it gets, and the event it sets at the ``n``-th."""
     done = asyncio.Event()
     count = 0
 
-    async def handler(event: Event) -> None:
+    async def handler(_event: object) -> None:
         nonlocal count
         count += 1
         if count == n:
             done.set()
+
+    return handler, done
+
+
+async def _elapsed_when(done: asyncio.Event, wall: float, cpu: float) -> Result:
+    """Wait for ``done``; return the wall and CPU seconds since ``wall``/``cpu``."""
+    await asyncio.wait_for(done.wait(), 120)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel a consumer task and wait for it to end."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def redis_energy(n: int) -> Result:
+    """End-to-end run of RedisStreamsEventBus."""
+    prefix = f"bench:events:{uuid.uuid4().hex[:8]}"
+    handler, done = _countdown(n)
 
     bus = RedisStreamsEventBus(REDIS_URL, namespace=prefix, group="bench", maxlen=MAXLEN, batch_size=BATCH, block=0.5)
     bus.subscribe("reading.stored", handler)
@@ -82,8 +101,7 @@ async def redis_energy(n: int) -> Result:
             wall, cpu = time.perf_counter(), time.process_time()
             for i in range(n):
                 await bus.publish("reading.stored", payload(i))
-            await asyncio.wait_for(done.wait(), 120)
-            return time.perf_counter() - wall, time.process_time() - cpu
+            return await _elapsed_when(done, wall, cpu)
     finally:
         await _cleanup(prefix)
 
@@ -94,14 +112,7 @@ async def redis_raw(n: int) -> Result:
     stream = f"{prefix}:stream:reading.stored"
     client = redis_asyncio.from_url(REDIS_URL)
     reader = redis_asyncio.from_url(REDIS_URL)
-    done = asyncio.Event()
-    count = 0
-
-    async def handler(data: object) -> None:
-        nonlocal count
-        count += 1
-        if count == n:
-            done.set()
+    handler, done = _countdown(n)
 
     async def consume() -> None:
         while not done.is_set():
@@ -121,10 +132,8 @@ async def redis_raw(n: int) -> Result:
         for i in range(n):
             body = json.dumps(payload(i), separators=(",", ":")).encode()
             await client.xadd(stream, {"event": body}, maxlen=MAXLEN, approximate=True)
-        await asyncio.wait_for(done.wait(), 120)
-        result = time.perf_counter() - wall, time.process_time() - cpu
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        result = await _elapsed_when(done, wall, cpu)
+        await _stop(task)
         return result
     finally:
         await client.aclose()
@@ -134,14 +143,7 @@ async def redis_raw(n: int) -> Result:
 
 async def memory_energy(n: int) -> Result:
     """End-to-end run of InMemoryEventBus."""
-    done = asyncio.Event()
-    count = 0
-
-    async def handler(event: Event) -> None:
-        nonlocal count
-        count += 1
-        if count == n:
-            done.set()
+    handler, done = _countdown(n)
 
     bus = InMemoryEventBus(group="bench", maxlen=MAXLEN, batch_size=BATCH, block=0.5)
     bus.subscribe("reading.stored", handler)
@@ -149,21 +151,13 @@ async def memory_energy(n: int) -> Result:
         wall, cpu = time.perf_counter(), time.process_time()
         for i in range(n):
             await bus.publish("reading.stored", payload(i))
-        await asyncio.wait_for(done.wait(), 120)
-        return time.perf_counter() - wall, time.process_time() - cpu
+        return await _elapsed_when(done, wall, cpu)
 
 
 async def memory_raw(n: int) -> Result:
     """End-to-end run of an asyncio.Queue carrying JSON bytes."""
     queue: asyncio.Queue[bytes] = asyncio.Queue()
-    done = asyncio.Event()
-    count = 0
-
-    async def handler(data: object) -> None:
-        nonlocal count
-        count += 1
-        if count == n:
-            done.set()
+    handler, done = _countdown(n)
 
     async def consume() -> None:
         while True:
@@ -174,10 +168,8 @@ async def memory_raw(n: int) -> Result:
     for i in range(n):
         await queue.put(json.dumps(payload(i), separators=(",", ":")).encode())
         await asyncio.sleep(0)  # let the consumer run, as an awaited network call would
-    await asyncio.wait_for(done.wait(), 120)
-    result = time.perf_counter() - wall, time.process_time() - cpu
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    result = await _elapsed_when(done, wall, cpu)
+    await _stop(task)
     return result
 
 
