@@ -97,6 +97,14 @@ class CacheManager:
             raise exc
         self._degraded.warn("Cache %s degraded: %s (prefix %r)", what, exc.message, self.key_prefix)
 
+    def _read_failed(self, exc: CacheConnectionError, reads: int = 1) -> None:
+        self._degrade(exc, "read")
+        self.stats.degraded_reads += reads
+
+    def _write_failed(self, exc: CacheConnectionError, writes: int = 1) -> None:
+        self._degrade(exc, "write")
+        self.stats.dropped_writes += writes
+
     # ------------------------------------------------------------------ reads
 
     async def get(self, key: CacheKey, default: Any = None, *, model: type[T] | None = None) -> Any:
@@ -107,12 +115,7 @@ class CacheManager:
             default: Returned on a miss.
             model: Validate the JSON into this type (e.g. a pydantic model).
         """
-        try:
-            raw = await self.backend.get(self.full_key(key))
-        except CacheConnectionError as exc:
-            self._degrade(exc, "read")
-            self.stats.degraded_reads += 1
-            raw = None
+        raw = await self._read_raw(self.full_key(key))
         if raw is None:
             self.stats.misses += 1
             return default
@@ -133,8 +136,7 @@ class CacheManager:
         try:
             raws = await self.backend.get_many([self.full_key(k) for k in wanted])
         except CacheConnectionError as exc:
-            self._degrade(exc, "read")
-            self.stats.degraded_reads += len(wanted)
+            self._read_failed(exc, len(wanted))
             raws = [None] * len(wanted)
         found: dict[CacheKey, Any] = {}
         for key, raw in zip(wanted, raws, strict=True):
@@ -154,13 +156,7 @@ class CacheManager:
             CacheError: ``value`` is not JSON-serialisable, or ``expire`` is not positive.
         """
         full, data, ttl = self.full_key(key), dumps(value), self._ttl(expire)
-        try:
-            await self.backend.set(full, data, ttl)
-        except CacheConnectionError as exc:
-            self._degrade(exc, "write")
-            self.stats.dropped_writes += 1
-            return False
-        return True
+        return await self._write(full, data, ttl)
 
     async def set_many(self, items: Mapping[CacheKey, Any], expire: Expiry | None = None) -> bool:
         """Store several values in one round trip; False if dropped."""
@@ -168,8 +164,7 @@ class CacheManager:
         try:
             await self.backend.set_many(encoded, self._ttl(expire))
         except CacheConnectionError as exc:
-            self._degrade(exc, "write")
-            self.stats.dropped_writes += len(encoded)
+            self._write_failed(exc, len(encoded))
             return False
         return True
 
@@ -178,8 +173,7 @@ class CacheManager:
         try:
             return await self.backend.delete([self.full_key(key) for key in keys])
         except CacheConnectionError as exc:
-            self._degrade(exc, "write")
-            self.stats.dropped_writes += 1
+            self._write_failed(exc)
             return 0
 
     async def delete_pattern(self, pattern: str) -> int:
@@ -190,8 +184,7 @@ class CacheManager:
         try:
             return await self.backend.delete_pattern(escape_glob(self._prefix) + pattern)
         except CacheConnectionError as exc:
-            self._degrade(exc, "write")
-            self.stats.dropped_writes += 1
+            self._write_failed(exc)
             return 0
 
     async def incr(self, key: CacheKey, amount: int = 1, *, expire: Expiry | None = None) -> int | None:
@@ -199,8 +192,7 @@ class CacheManager:
         try:
             return await self.backend.incr(self.full_key(key), amount, seconds(expire))
         except CacheConnectionError as exc:
-            self._degrade(exc, "write")
-            self.stats.dropped_writes += 1
+            self._write_failed(exc)
             return None
 
     # ------------------------------------------------------------------ get_or_set
@@ -247,8 +239,7 @@ class CacheManager:
         try:
             return await self.backend.get(full)
         except CacheConnectionError as exc:
-            self._degrade(exc, "read")
-            self.stats.degraded_reads += 1
+            self._read_failed(exc)
             return None
 
     async def _load(self, full: str, loader: Callable[[], Awaitable[T]], ttl: float | None, model: type[T] | None) -> T:
@@ -278,7 +269,7 @@ class CacheManager:
         try:
             self.stats.loads += 1
             loaded = await loader()
-            await self._store_loaded(full, loaded, ttl)
+            await self._write(full, dumps(loaded), ttl)
             return loaded
         finally:
             if locked:
@@ -287,13 +278,13 @@ class CacheManager:
                 except CacheConnectionError as exc:
                     self._degrade(exc, "unlock")
 
-    async def _store_loaded(self, full: str, value: Any, ttl: float | None) -> None:
-        data = dumps(value)
+    async def _write(self, full: str, data: bytes, ttl: float | None) -> bool:
         try:
             await self.backend.set(full, data, ttl)
         except CacheConnectionError as exc:
-            self._degrade(exc, "write")
-            self.stats.dropped_writes += 1
+            self._write_failed(exc)
+            return False
+        return True
 
     # ------------------------------------------------------------------ lifecycle
 
