@@ -104,6 +104,18 @@ def test_library_loggers_share_the_format(output: io.StringIO) -> None:
     assert lines(output)[0]["logger"] == "sqlalchemy.engine"
 
 
+def test_uvicorn_color_message_is_dropped(output: io.StringIO) -> None:
+    """uvicorn's ANSI-coloured duplicate of the message (extra color_message) never reaches the JSON line."""
+    setup_logging("svc", stream=output)
+    logging.getLogger("uvicorn.error").info(
+        "Finished server process [%d]", 42, extra={"color_message": "Finished server process [\x1b[36m%d\x1b[0m]"}
+    )
+    (line,) = lines(output)
+    assert line["message"] == "Finished server process [42]"
+    assert "color_message" not in line
+    assert "\x1b" not in output.getvalue()
+
+
 @pytest.mark.parametrize(
     "key",
     [

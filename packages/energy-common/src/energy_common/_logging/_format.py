@@ -35,6 +35,9 @@ __all__ = [
 _RESERVED = frozenset(
     vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)).keys() | {"message", "asctime", "taskName"}
 )
+# Extras other libraries attach that only duplicate a field: uvicorn's ANSI-coloured copy
+# of the message would put terminal escapes into every JSON line.
+_DROPPED = frozenset({"color_message"})
 _CORE_KEYS = frozenset(
     {"timestamp", "level", "service", "logger", "message", "correlation_id", "trace_id", "span_id", "exception"}
 )
@@ -133,7 +136,7 @@ def record_to_dict(record: logging.LogRecord, service: str | None) -> dict[str, 
     """
     data = base_fields(record.created, record.levelname, service, record.name, _message(record))
     for key, value in record.__dict__.items():
-        if key in _RESERVED or key[:1] == "_" or not isinstance(key, str):
+        if key in _RESERVED or key in _DROPPED or key[:1] == "_" or not isinstance(key, str):
             continue
         data[f"{key}_extra" if key in _CORE_KEYS else key] = _value(key, value)
     if record.exc_info and record.exc_info[0] is not None:
