@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -128,6 +130,14 @@ def test_paginated_rejects_non_sequences(items: Any) -> None:
     """Items must be a sequence (a string is not a list of items)."""
     with pytest.raises(ValidationError, match="sequence"):
         APIResponse.paginated(items, page=1, limit=10, total=1)
+
+
+def test_paginated_reuses_one_model_class_across_garbage_collections() -> None:
+    """Pages keep one envelope class: it is not collected and rebuilt (schema generation) between calls."""
+    first = weakref.ref(type(APIResponse.paginated([1], page=1, limit=5, total=1)))
+    gc.collect()
+    assert first() is not None
+    assert type(APIResponse.paginated([2], page=1, limit=5, total=1)) is first()
 
 
 def test_paginated_rejects_more_items_than_limit() -> None:

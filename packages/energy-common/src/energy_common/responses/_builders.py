@@ -41,6 +41,11 @@ PROBLEM_JSON = "application/problem+json"
 
 _INTERNAL_MESSAGE = "An internal error occurred. Quote the request id when reporting it."
 
+# Held here: pydantic caches parametrised generics only weakly, so without a strong
+# reference ``PaginatedResponse[Any]`` is garbage-collected between calls and rebuilt
+# (schema generation, milliseconds) on the next page a service serves.
+_ANY_PAGE = PaginatedResponse[Any]
+
 
 class APIResponse(SuccessEnvelope[DataT]):
     """The success envelope; use ``APIResponse[Model]`` as a FastAPI ``response_model``.
@@ -94,7 +99,7 @@ class APIResponse(SuccessEnvelope[DataT]):
             raise ValidationError(
                 f"A page holds at most 'limit'={limit} items, got {len(listed)}.", {"field": "items", "limit": limit}
             )
-        return PaginatedResponse[Any](data=listed, meta=meta, message=message)
+        return _ANY_PAGE(data=listed, meta=meta, message=message)
 
 
 class ErrorResponse(Envelope):
