@@ -17,8 +17,11 @@ from meter_service._runtime import MeterRuntime
 __all__ = ["get_runtime", "limited_permission"]
 
 
-def get_runtime(request: Request) -> MeterRuntime:
+async def get_runtime(request: Request) -> MeterRuntime:
     """Return the service's runtime (set by the app's lifespan).
+
+    ``async`` although it never awaits: FastAPI runs a plain ``def`` dependency in its
+    thread pool, a thread hop on every request for an attribute read.
 
     Raises:
         ServiceUnavailableError: The service has not started or is stopping.
