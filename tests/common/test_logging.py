@@ -107,7 +107,7 @@ def test_library_loggers_share_the_format(output: io.StringIO) -> None:
 def test_uvicorn_color_message_is_dropped(output: io.StringIO) -> None:
     """uvicorn's ANSI-coloured duplicate of the message (extra color_message) never reaches the JSON line."""
     setup_logging("svc", stream=output)
-    logging.getLogger("uvicorn.error").info(
+    logging.getLogger("energy.test.uvicorn_like").info(
         "Finished server process [%d]", 42, extra={"color_message": "Finished server process [\x1b[36m%d\x1b[0m]"}
     )
     (line,) = lines(output)
