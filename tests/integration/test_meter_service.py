@@ -337,7 +337,13 @@ async def test_two_replicas_on_a_shared_subscription_store_every_reading_once(
                 return stats >= meters * per_meter + 1
 
             await wait_for(all_stored, 30, "every reading received")
-            await asyncio.sleep(0.3)  # the last batches commit
+
+            async def all_committed() -> bool:
+                stats = [one.ingestor.stats, two.ingestor.stats]
+                return sum(s.stored + s.duplicates for s in stats) >= meters * per_meter + 1
+
+            # The last batches commit after they were received; a loaded machine can take a while.
+            await wait_for(all_committed, 30, "every received reading committed or counted a duplicate")
         async with one.db.session() as session:
             where = Reading.device_id.like(f"{prefix}%")
             total = (await session.execute(select(func.count()).where(where))).scalar_one()

@@ -24,7 +24,7 @@ from energy_messaging import DeadLetter, DeviceManager, MQTTHealthCheck, MQTTMan
 from energy_messaging.devices import Command, DeviceRegistry, InMemoryDeviceRegistry
 from energy_messaging.events import Event, EventBus, create_event_bus
 from energy_monitoring import MetricsRegistry
-from energy_monitoring.tracing import setup_tracing
+from energy_monitoring.tracing import instrument_engine, setup_tracing
 
 import meter_service._models  # noqa: F401 - registers the tables on Base.metadata
 from meter_service._broker import EmbeddedBroker
@@ -173,6 +173,8 @@ class MeterRuntime:
                     exporter=settings.tracing_exporter,
                     sample_ratio=settings.tracing_sample_ratio,
                 )
+                # The engine was built in __init__, before the SQLAlchemy instrumentation was on.
+                instrument_engine(self.db)
             if self.broker is not None:
                 await self.broker.start()
                 stack.push_async_callback(self.broker.aclose)

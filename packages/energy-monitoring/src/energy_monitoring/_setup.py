@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+from energy_monitoring._clients import ClientLibrary, _requested, instrument_clients
 from energy_monitoring._errors import TracingError
 
 __all__ = ["ExporterName", "build_tracer_provider", "setup_tracing", "shutdown_tracing", "tracing_lifespan"]
@@ -119,11 +120,16 @@ def setup_tracing(
     environment: str | None = None,
     endpoint: str | None = None,
     headers: Mapping[str, str] | None = None,
+    instrument: bool | Collection[ClientLibrary] = True,
 ) -> otel_trace.TracerProvider:
     """Install the SDK tracer provider as OpenTelemetry's global one (idempotent).
 
     The first call builds the provider (see :func:`build_tracer_provider`) and installs it;
     later calls return it unchanged (with a warning if their options differ).
+    With ``instrument=True`` (the default) it also switches on client spans for SQLAlchemy,
+    Redis and httpx where their OpenTelemetry contrib instrumentations are installed (extra
+    ``instrument``; see :func:`energy_monitoring.tracing.instrument_clients`); pass a list to
+    choose, or False for none.
     OpenTelemetry allows one global provider per process: if the application (or another
     library) installed one before, it is kept and returned, nothing is replaced, and a
     warning is logged; ``get_tracer`` and ``@trace`` then use that provider.
@@ -162,7 +168,8 @@ def setup_tracing(
         )
         otel_trace.set_tracer_provider(provider)
         _installed = _Installed(provider, config)
-        return provider
+    instrument_clients(_requested(instrument))
+    return provider
 
 
 def shutdown_tracing(timeout_millis: int = 30_000) -> None:
@@ -196,6 +203,7 @@ async def tracing_lifespan(
     endpoint: str | None = None,
     headers: Mapping[str, str] | None = None,
     flush_timeout_millis: int = 30_000,
+    instrument: bool | Collection[ClientLibrary] = True,
 ) -> AsyncIterator[otel_trace.TracerProvider]:
     """Set tracing up for a block (e.g. a FastAPI lifespan) and flush it on exit.
 
@@ -219,6 +227,7 @@ async def tracing_lifespan(
         environment=environment,
         endpoint=endpoint,
         headers=headers,
+        instrument=instrument,
     )
     try:
         yield provider

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from energy_monitoring._clients import ClientLibrary, instrument_clients, instrument_engine, uninstrument_clients
 from energy_monitoring._errors import TracingError
 from energy_monitoring._setup import (
     ExporterName,
@@ -24,6 +25,7 @@ from energy_monitoring._span import EnergySpan
 from energy_monitoring._tracer import EnergyTracer, get_tracer, trace
 
 __all__ = [
+    "ClientLibrary",
     "EnergySpan",
     "EnergyTracer",
     "ExporterName",
@@ -31,10 +33,13 @@ __all__ = [
     "build_tracer_provider",
     "current_span_ids",
     "get_tracer",
+    "instrument_clients",
+    "instrument_engine",
     "setup_tracing",
     "shutdown_tracing",
     "trace",
     "tracing_lifespan",
+    "uninstrument_clients",
 ]
 
 
