@@ -32,8 +32,10 @@ def _encoded_ok(topic: object) -> bool:
 
 
 def is_topic_name(topic: object) -> bool:
-    """Tell whether ``topic`` is a valid topic name to publish to (no wildcards)."""
-    return _encoded_ok(topic) and "+" not in topic and "#" not in topic  # type: ignore[operator]
+    """Tell whether ``topic`` is a valid topic name to publish to (no wildcards, not ``$share/``)."""
+    if not isinstance(topic, str) or not _encoded_ok(topic):
+        return False
+    return "+" not in topic and "#" not in topic and not topic.startswith("$share/")
 
 
 def is_topic_filter(topic: object) -> bool:
