@@ -92,7 +92,8 @@ async def test_create_refuses_an_existing_device(store: DeviceCredentialStore) -
     await store.create(credential("m1"))
     assert await store.create(credential("m1", role="other")) is False
     stored = await store.get("m1")
-    assert stored is not None and stored.role == "meter"
+    assert stored is not None
+    assert stored.role == "meter"
 
 
 async def test_replace_only_at_the_read_version(store: DeviceCredentialStore) -> None:

@@ -52,13 +52,30 @@ def make_ca(*, ca: bool = True) -> tuple[str, str]:
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
 
 
 @pytest.mark.parametrize(
     "device_id",
-    ["", "a/b", "meter+", "meter#", "a\x00b", "svc:x", " meter", "-meter", ".", "m" * 65, "mèter", "{device_id}", None, 17],
+    [
+        "",
+        "a/b",
+        "meter+",
+        "meter#",
+        "a\x00b",
+        "svc:x",
+        " meter",
+        "-meter",
+        ".",
+        "m" * 65,
+        "mèter",
+        "{device_id}",
+        None,
+        17,
+    ],
 )
 def test_invalid_device_ids_are_refused(device_id: object) -> None:
     """Ids that would break topics, logs or the username scheme are a DeviceIdError."""
@@ -75,15 +92,19 @@ def test_valid_device_ids(device_id: str) -> None:
 async def test_provision_shows_the_secret_once_and_stores_only_argon2id(credentials: DeviceCredentials) -> None:
     """The secret is returned once, never in a repr; the store holds only an argon2id hash of it."""
     new = await credentials.provision("meter-17")
-    assert new.username == "meter-17" and len(new.secret) == 52
+    assert new.username == "meter-17"
+    assert len(new.secret) == 52
     assert new.secret not in repr(new)
     record = await credentials.store.get("meter-17")
-    assert record is not None and record.role == "meter"
+    assert record is not None
+    assert record.role == "meter"
     assert record.secrets[0].secret_hash.startswith("$argon2id$")
-    assert new.secret not in repr(record) and new.secret not in str(record.to_dict())
+    assert new.secret not in repr(record)
+    assert new.secret not in str(record.to_dict())
     listed = await credentials.list()
     assert [i.device_id for i in listed] == ["meter-17"]
-    assert "argon2" not in repr(listed) and new.secret not in repr(listed)
+    assert "argon2" not in repr(listed)
+    assert new.secret not in repr(listed)
 
 
 async def test_provision_refuses_duplicates_and_bad_roles(credentials: DeviceCredentials) -> None:
@@ -161,7 +182,8 @@ async def test_rotation_overlap_window(credentials: DeviceCredentials, clock: Cl
     await credentials.authenticate("m1", new.secret)
     await credentials.authenticate("m1", old.secret)
     info = await credentials.get("m1")
-    assert len(info.secrets) == 2 and info.secrets[1][2] == clock.now + 3600
+    assert len(info.secrets) == 2
+    assert info.secrets[1][2] == clock.now + 3600
     clock.advance(3601)
     with pytest.raises(InvalidCredentialsError):
         await credentials.authenticate("m1", old.secret)
@@ -193,9 +215,11 @@ async def test_concurrent_rotations_both_land(credentials: DeviceCredentials) ->
     await credentials.provision("m1")
     a, b = await asyncio.gather(credentials.rotate("m1"), credentials.rotate("m1"))
     info = await credentials.get("m1")
-    assert info.version == 3 and len(info.secrets) == 2
+    assert info.version == 3
+    assert len(info.secrets) == 2
     ids = {s[0] for s in info.secrets}
-    assert a.secret.split(".")[0] in ids and b.secret.split(".")[0] in ids
+    assert a.secret.split(".")[0] in ids
+    assert b.secret.split(".")[0] in ids
 
 
 async def test_revocation_is_immediate(credentials: DeviceCredentials) -> None:
@@ -203,7 +227,8 @@ async def test_revocation_is_immediate(credentials: DeviceCredentials) -> None:
     new = await credentials.provision("m1")
     await credentials.authenticate("m1", new.secret)
     info = await credentials.revoke("m1")
-    assert info.revoked and info.secrets == ()
+    assert info.revoked
+    assert info.secrets == ()
     with pytest.raises(InvalidCredentialsError):
         await credentials.authenticate("m1", new.secret)
     with pytest.raises(DeviceCredentialRevokedError):
@@ -226,9 +251,12 @@ async def test_certificate_issued_with_a_generated_key(cheap_hasher: PasswordHas
     """A requested certificate is signed by the CA, CN = device id, clientAuth only, not a CA."""
     ca_pem, ca_key = make_ca()
     authority = DeviceCertificateAuthority(ca_pem, ca_key, validity=timedelta(days=30))
-    credentials = DeviceCredentials(InMemoryDeviceCredentialStore(), hasher=cheap_hasher, certificate_authority=authority)
+    credentials = DeviceCredentials(
+        InMemoryDeviceCredentialStore(), hasher=cheap_hasher, certificate_authority=authority
+    )
     new = await credentials.provision("m1", certificate=True)
-    assert new.certificate_pem is not None and new.private_key_pem is not None
+    assert new.certificate_pem is not None
+    assert new.private_key_pem is not None
     assert new.private_key_pem not in repr(new)
     cert = x509.load_pem_x509_certificate(new.certificate_pem.encode())
     ca = x509.load_pem_x509_certificate(ca_pem.encode())
@@ -248,7 +276,9 @@ async def test_certificate_issued_with_a_generated_key(cheap_hasher: PasswordHas
 async def test_certificate_from_a_csr_ignores_its_subject(cheap_hasher: PasswordHasher) -> None:
     """With a CSR only its key is used: the CN is the device id whatever the CSR asked for."""
     authority = DeviceCertificateAuthority(*make_ca())
-    credentials = DeviceCredentials(InMemoryDeviceCredentialStore(), hasher=cheap_hasher, certificate_authority=authority)
+    credentials = DeviceCredentials(
+        InMemoryDeviceCredentialStore(), hasher=cheap_hasher, certificate_authority=authority
+    )
     device_key = ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
@@ -257,11 +287,14 @@ async def test_certificate_from_a_csr_ignores_its_subject(cheap_hasher: Password
         .public_bytes(serialization.Encoding.PEM)
     )
     new = await credentials.provision("m1", csr_pem=csr)
-    assert new.private_key_pem is None and new.certificate_pem is not None
+    assert new.private_key_pem is None
+    assert new.certificate_pem is not None
     cert = x509.load_pem_x509_certificate(new.certificate_pem.encode())
     assert cert.subject.rfc4514_string() == "CN=m1"
     with pytest.raises(ValidationError):
-        await credentials.rotate("m1", csr_pem=b"-----BEGIN CERTIFICATE REQUEST-----\nnope\n-----END CERTIFICATE REQUEST-----\n")
+        await credentials.rotate(
+            "m1", csr_pem=b"-----BEGIN CERTIFICATE REQUEST-----\nnope\n-----END CERTIFICATE REQUEST-----\n"
+        )
 
 
 def test_certificate_authority_checks_its_inputs() -> None:

@@ -63,7 +63,7 @@ DEFAULT_RULES: list[tuple[str, str, str, str | None, str, bool]] = [
 
 
 @pytest.mark.parametrize(("role", "action", "topic", "device_id", "client_id", "allowed"), DEFAULT_RULES)
-def test_default_policy_rules(
+def test_default_policy_rules(  # noqa: PLR0917 - one parameter per column of the rule table
     role: str, action: str, topic: str, device_id: str | None, client_id: str, allowed: bool
 ) -> None:
     """Each default rule holds, through the policy object and through the plain-data function alike."""
@@ -147,7 +147,8 @@ def test_grant_adds_policy_permissions_to_a_principal() -> None:
     """grant() returns the principal with its roles' permissions added (and keeps its own)."""
     principal = Principal("u1", roles=frozenset({"operator"}), permissions=frozenset({"reports:read"}))
     granted = DEFAULT_ACCESS_POLICY.grant(principal)
-    assert granted.has_permission("commands:send") and granted.has_permission("reports:read")
+    assert granted.has_permission("commands:send")
+    assert granted.has_permission("reports:read")
     assert DEFAULT_ACCESS_POLICY.grant(Principal("u2")) == Principal("u2")
 
 
