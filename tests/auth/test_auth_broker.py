@@ -40,10 +40,19 @@ class Reply:
         return json.loads(self.body)
 
 
-async def call(app: Any, path: str, body: bytes = b"", content_type: str = JSON, method: str = "POST") -> Reply:
+async def call(
+    app: Any,
+    path: str,
+    body: bytes = b"",
+    content_type: str = JSON,
+    *,
+    method: str = "POST",
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> Reply:
     """Send one request through the app's ASGI interface (as a broker's HTTP client would)."""
     path, _, query = path.partition("?")
-    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    raw_headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    raw_headers += headers or []
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -54,7 +63,7 @@ async def call(app: Any, path: str, body: bytes = b"", content_type: str = JSON,
         "raw_path": path.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": headers,
+        "headers": raw_headers,
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }

@@ -168,3 +168,115 @@ def test_topics_for_fills_placeholders() -> None:
 def test_topic_allowed_on_garbage_data_denies(data: Any) -> None:
     """topic_allowed never raises: data that is no policy denies everything."""
     assert topic_allowed(data, "meter", "m1", "publish", "devices/m1/telemetry", device_id="m1") is False
+
+
+async def test_policy_feeds_require_permission() -> None:
+    """With install_auth(policy=...), a token holding only a role passes the guards of that role."""
+    pytest.importorskip("fastapi")
+    from energy_auth import TokenManager
+    from energy_auth.fastapi import install_auth, require_permission, require_role
+    from energy_common.middleware import install_exception_handlers
+    from fastapi import Depends, FastAPI
+
+    from .test_auth_broker import call
+
+    tokens = TokenManager("Q9x7Vb2mN4pL6sT8wY1zR3eU5iO0aS2dQ9x7Vb2mN4pL6s")
+    app = FastAPI()
+    install_exception_handlers(app)
+    install_auth(app, tokens, policy=DEFAULT_ACCESS_POLICY)
+
+    @app.post("/commands", dependencies=[Depends(require_permission("commands:send"))])
+    async def send() -> dict[str, bool]:
+        return {"sent": True}
+
+    @app.get("/viewers", dependencies=[Depends(require_role("viewer"))])
+    async def viewers() -> dict[str, bool]:
+        return {"ok": True}
+
+    def bearer(roles: list[str]) -> list[tuple[bytes, bytes]]:
+        token = tokens.create_access_token({"sub": "u1", "roles": roles})
+        return [(b"authorization", f"Bearer {token}".encode())]
+
+    assert (await call(app, "/commands", headers=bearer(["operator"]))).status == 200
+    denied = await call(app, "/commands", headers=bearer(["viewer"]))
+    assert denied.status == 403
+    assert denied.json()["error"]["details"]["required"] == ["commands:send"]
+    assert (await call(app, "/viewers", method="GET", headers=bearer(["admin"]))).status == 200  # admin ⊇ viewer
+
+
+def test_subpackage_imports_stay_light() -> None:
+    """energy_auth.devices and energy_auth.broker import no web framework, Redis or database library."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, energy_auth.devices, energy_auth.broker\n"
+        "heavy = {'fastapi', 'starlette', 'redis', 'httpx', 'sqlalchemy', 'asyncpg'}\n"
+        "print(sorted(heavy & {n.split('.')[0] for n in sys.modules}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_subpackage_all_is_pinned() -> None:
+    """The public names of the devices and broker subpackages are exactly these, sorted."""
+    import energy_auth.broker
+    import energy_auth.devices
+
+    assert energy_auth.devices.__all__ == [
+        "MAX_DEVICE_ID_LENGTH",
+        "CertificateAuthorityError",
+        "CertificateRecord",
+        "DeviceCertificateAuthority",
+        "DeviceCredential",
+        "DeviceCredentialExistsError",
+        "DeviceCredentialInfo",
+        "DeviceCredentialNotFoundError",
+        "DeviceCredentialRevokedError",
+        "DeviceCredentialStore",
+        "DeviceCredentials",
+        "DeviceIdError",
+        "DeviceSecret",
+        "InMemoryDeviceCredentialStore",
+        "IssuedCertificate",
+        "NewDeviceCredential",
+        "VerifiedSecretCache",
+        "generate_device_secret",
+        "is_valid_device_id",
+        "validate_device_id",
+    ]
+    assert energy_auth.broker.__all__ == [
+        "GO_AUTH_ACCESS",
+        "MAX_USERNAME_LENGTH",
+        "SERVICE_PREFIX",
+        "AuthnDecision",
+        "BrokerAuthenticator",
+        "BrokerIdentity",
+        "BrokerTokenVerifier",
+        "RateLimiter",
+        "issue_service_token",
+        "parse_fields",
+        "parse_username",
+        "service_username",
+    ]
+    for module in (energy_auth.devices, energy_auth.broker):
+        assert all(hasattr(module, name) for name in module.__all__)
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "code"),
+    [
+        ("DeviceIdError", 400, "DEVICE_ID_INVALID"),
+        ("DeviceCredentialNotFoundError", 404, "DEVICE_CREDENTIAL_NOT_FOUND"),
+        ("DeviceCredentialExistsError", 409, "DEVICE_CREDENTIAL_EXISTS"),
+        ("DeviceCredentialRevokedError", 409, "DEVICE_CREDENTIAL_REVOKED"),
+        ("CertificateAuthorityError", 500, "CERTIFICATE_AUTHORITY_INVALID"),
+    ],
+)
+def test_device_error_codes_are_stable(name: str, status: int, code: str) -> None:
+    """Each device error has its documented status and stable error_code."""
+    import energy_auth.devices
+
+    cls = getattr(energy_auth.devices, name)
+    assert (cls.status_code, cls.error_code) == (status, code)
