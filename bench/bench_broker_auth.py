@@ -121,7 +121,7 @@ async def run(rounds: int, warm_ops: int, cold_ops: int) -> dict[str, tuple[floa
             ids = [bench.devices[i % len(bench.devices)] for i in range(warm_ops if variant == "warm" else cold_ops)]
             wall, cpu = time.perf_counter(), time.process_time()
             if variant == "argon2":
-                for device_id in ids:
+                for _ in ids:
                     raw.verify(stored, bench.secrets[bench.devices[0]])
             else:
                 await bench.storm(ids)
