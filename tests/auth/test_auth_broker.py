@@ -17,7 +17,13 @@ fastapi = pytest.importorskip("fastapi")  # the router needs the web extra
 cache = pytest.importorskip("energy_common.cache")  # the rate limiter (energy-common[cache])
 
 from energy_auth import DEFAULT_ACCESS_POLICY, PasswordHasher, TokenManager  # noqa: E402
-from energy_auth.broker import BrokerAuthenticator, issue_service_token, parse_username, service_username  # noqa: E402
+from energy_auth.broker import (  # noqa: E402
+    BrokerAuthenticator,
+    client_id_is_device_id,
+    issue_service_token,
+    parse_username,
+    service_username,
+)
 from energy_auth.broker.fastapi import broker_auth_router  # noqa: E402
 from energy_auth.devices import DeviceCredentials, InMemoryDeviceCredentialStore, NewDeviceCredential  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
@@ -327,6 +333,17 @@ async def test_oversized_body_is_refused_without_reading_it_whole(platform: Plat
     """A body over the limit is refused (deny) after reading just past the limit."""
     body = as_json(username="m1", password="x" * 100_000)
     assert (await call(platform.app, "/mqtt/emqx/authn", body)).json() == {"result": "deny"}
+
+
+async def test_client_id_rule(cheap_hasher: PasswordHasher, clock: Clock) -> None:
+    """With client_id_is_device_id a device cannot connect under another client id (session takeover)."""
+    platform = Platform(cheap_hasher, clock)
+    platform.authenticator.client_id_rule = client_id_is_device_id
+    m1 = await platform.credentials.provision("m1")
+    assert (await platform.emqx_authn("m1", m1.secret, "m1"))["result"] == "allow"
+    assert (await platform.emqx_authn("m1", m1.secret, "m2"))["result"] == "deny"
+    assert (await platform.emqx_authn("m1", m1.secret, None))["result"] == "deny"
+    assert platform.authenticator.stats["client_id_mismatch"] == 2
 
 
 def test_usernames() -> None:

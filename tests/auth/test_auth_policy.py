@@ -255,6 +255,7 @@ def test_subpackage_all_is_pinned() -> None:
         "BrokerIdentity",
         "BrokerTokenVerifier",
         "RateLimiter",
+        "client_id_is_device_id",
         "issue_service_token",
         "parse_fields",
         "parse_username",

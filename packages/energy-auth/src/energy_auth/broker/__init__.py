@@ -17,6 +17,7 @@ from energy_auth.broker._authenticator import (
     BrokerAuthenticator,
     BrokerTokenVerifier,
     RateLimiter,
+    client_id_is_device_id,
     issue_service_token,
 )
 from energy_auth.broker._contracts import GO_AUTH_ACCESS, parse_fields
@@ -37,6 +38,7 @@ __all__ = [
     "BrokerIdentity",
     "BrokerTokenVerifier",
     "RateLimiter",
+    "client_id_is_device_id",
     "issue_service_token",
     "parse_fields",
     "parse_username",

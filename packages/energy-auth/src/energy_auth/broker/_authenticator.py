@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
@@ -16,7 +17,14 @@ from energy_auth._tokens import TokenManager
 from energy_auth.broker._identity import BrokerIdentity, parse_username
 from energy_auth.devices._manager import DeviceCredentials
 
-__all__ = ["AuthnDecision", "BrokerAuthenticator", "BrokerTokenVerifier", "RateLimiter", "issue_service_token"]
+__all__ = [
+    "AuthnDecision",
+    "BrokerAuthenticator",
+    "BrokerTokenVerifier",
+    "RateLimiter",
+    "client_id_is_device_id",
+    "issue_service_token",
+]
 
 logger = logging.getLogger("energy_auth.broker")
 
@@ -51,7 +59,7 @@ class AuthnDecision:
     Attributes:
         allowed: Whether the client may connect.
         reason: ``"ok"``, ``"malformed"``, ``"unknown"``, ``"invalid_credentials"``,
-            ``"rate_limited"`` or ``"unavailable"`` (for logs and metrics; never sent
+            ``"client_id_mismatch"``, ``"rate_limited"`` or ``"unavailable"`` (for logs and metrics; never sent
             to the client).
         identity: Who connected (role and token expiry filled), when allowed.
     """
@@ -79,6 +87,11 @@ class BrokerAuthenticator:
         attempts: Attempts allowed per username and ``window``.
         window: The rate-limit window.
         default_service_role: The role of a ``svc:<name>`` username without a role.
+        client_id_rule: ``(device_id, client_id) -> bool``, checked at CONNECT for devices,
+            e.g. :func:`client_id_is_device_id`. Without it a device may use any client id,
+            so it can take over (and disconnect) another device's session; the read ACL
+            still keeps that session's commands from it on brokers that check deliveries
+            (Mosquitto, go-auth ``acc=1``).
     """
 
     def __init__(
@@ -91,6 +104,7 @@ class BrokerAuthenticator:
         attempts: int = 30,
         window: timedelta = timedelta(minutes=1),
         default_service_role: str = "service",
+        client_id_rule: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.policy = policy
         self.credentials = credentials
@@ -99,6 +113,7 @@ class BrokerAuthenticator:
         self.attempts = attempts
         self.window = window.total_seconds()
         self.default_service_role = default_service_role
+        self.client_id_rule = client_id_rule
         self.stats: Counter[str] = Counter()
 
     def _identity(self, username: object) -> BrokerIdentity | None:
@@ -112,17 +127,20 @@ class BrokerAuthenticator:
             password: The MQTT password.
             client_id: The MQTT client id (not used for the decision; logged).
         """
-        decision = await self._authenticate(username, password)
+        decision = await self._authenticate(username, password, client_id)
         self.stats[decision.reason] += 1
         if not decision.allowed:
             # The password is never logged; the username only shortened and escaped.
             logger.info("Broker authentication refused (%s) for username %s.", decision.reason, _shown(username))
         return decision
 
-    async def _authenticate(self, username: object, password: object) -> AuthnDecision:
+    async def _authenticate(self, username: object, password: object, client_id: object) -> AuthnDecision:
         identity = self._identity(username)
         if identity is None or not isinstance(password, str) or not password or len(password) > MAX_PASSWORD_LENGTH:
             return AuthnDecision(False, "malformed")
+        rule = self.client_id_rule if identity.kind == "device" else None
+        if rule is not None and (not isinstance(client_id, str) or not rule(identity.name, client_id)):
+            return AuthnDecision(False, "client_id_mismatch")
         try:
             if self.rate_limiter is not None:
                 outcome = await self.rate_limiter.check_rate_limit(
@@ -217,6 +235,11 @@ def issue_service_token(
     """
     token: str = tokens.create_access_token({"sub": name, "roles": [role]}, expires_in=ttl)
     return token
+
+
+def client_id_is_device_id(device_id: str, client_id: str) -> bool:
+    """A ``client_id_rule``: the device must connect with its device id as client id."""
+    return client_id == device_id
 
 
 def _text(value: object) -> str | None:
