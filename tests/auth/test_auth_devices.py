@@ -315,3 +315,28 @@ async def test_certificate_without_a_ca_is_a_configuration_error(credentials: De
     with pytest.raises(ConfigurationError, match="certificate_authority"):
         await credentials.provision("m1", certificate=True)
     assert await credentials.store.get("m1") is None
+
+
+def test_verified_cache_bounds_ttl_and_forget() -> None:
+    """The cache evicts the least recently used, expires after its TTL and forgets per device."""
+    from energy_auth.devices import VerifiedSecretCache
+
+    now = [0.0]
+    cache = VerifiedSecretCache(ttl=10, max_entries=2, clock=lambda: now[0])
+    a, b, c = (cache.fingerprint(d, "s") for d in ("a", "b", "c"))
+    assert a != cache.fingerprint("a", "t")
+    assert len(a) == 32
+    cache.remember(a, "a", "h")
+    cache.remember(b, "b", "h")
+    assert cache.matches(a, "a", "h")  # a is now the most recent
+    cache.remember(c, "c", "h")  # evicts b
+    assert not cache.matches(b, "b", "h")
+    assert not cache.matches(a, "a", "other-hash")  # vouches only for the hash it matched
+    cache.forget("a")
+    assert not cache.matches(a, "a", "h")
+    now[0] = 11.0
+    assert not cache.matches(c, "c", "h")
+    assert len(cache) == 0
+    assert VerifiedSecretCache(ttl=0).fingerprint("a", "s") != VerifiedSecretCache(ttl=0).fingerprint("a", "s")
+    with pytest.raises(ValueError, match="ttl"):
+        VerifiedSecretCache(ttl=-1)

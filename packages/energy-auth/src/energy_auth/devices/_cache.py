@@ -39,6 +39,7 @@ class VerifiedSecretCache:
         self._clock = clock
         self._key = secrets.token_bytes(32)
         self._entries: OrderedDict[bytes, tuple[str, str, float]] = OrderedDict()
+        self._by_device: dict[str, set[bytes]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -52,7 +53,7 @@ class VerifiedSecretCache:
         entry = self._entries.get(fingerprint)
         if entry is None or entry[2] <= self._clock():
             if entry is not None:
-                del self._entries[fingerprint]
+                self._drop(fingerprint)
             self.misses += 1
             return False
         if entry[0] != device_id or not hmac.compare_digest(entry[1], secret_hash):
@@ -66,19 +67,30 @@ class VerifiedSecretCache:
         """Record that ``fingerprint`` verified against ``secret_hash``."""
         if self.ttl == 0:
             return
+        self._drop(fingerprint)
         self._entries[fingerprint] = (device_id, secret_hash, self._clock() + self.ttl)
-        self._entries.move_to_end(fingerprint)
+        self._by_device.setdefault(device_id, set()).add(fingerprint)
         while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, fingerprint: bytes) -> None:
+        entry = self._entries.pop(fingerprint, None)
+        if entry is not None:
+            owned = self._by_device.get(entry[0])
+            if owned is not None:
+                owned.discard(fingerprint)
+                if not owned:
+                    del self._by_device[entry[0]]
 
     def forget(self, device_id: str) -> None:
         """Drop every entry of ``device_id`` (after a rotation or revocation)."""
-        for fingerprint in [f for f, entry in self._entries.items() if entry[0] == device_id]:
-            del self._entries[fingerprint]
+        for fingerprint in list(self._by_device.get(device_id, ())):
+            self._drop(fingerprint)
 
     def clear(self) -> None:
         """Drop every entry."""
         self._entries.clear()
+        self._by_device.clear()
 
     def __len__(self) -> int:
         return len(self._entries)
