@@ -394,3 +394,52 @@ async def test_thousand_concurrent_authentications_do_not_block_the_loop(clock: 
     assert platform.credentials.hashes_verified == 250
     on_loop_cost = 250 * one_hash  # what the loop would have been blocked for, hashing itself
     assert max(lags) < max(0.5, on_loop_cost / 2), (max(lags), on_loop_cost)
+
+
+async def http_post(port: int, path: str, body: bytes, content_type: str = JSON) -> tuple[int, bytes]:
+    """A raw HTTP/1.1 POST over a loopback socket (what a broker's HTTP client sends)."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    writer.write(head.encode() + body)
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    await writer.wait_closed()
+    status_line, _, rest = raw.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+async def test_endpoints_over_a_real_socket(platform: Platform, m1: NewDeviceCredential) -> None:
+    """Served by uvicorn on loopback, both contracts answer, and hostile bodies are refused cleanly."""
+    import socket
+
+    uvicorn = pytest.importorskip("uvicorn")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(platform.app, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.025)
+        status, body = await http_post(
+            port, "/mqtt/emqx/authn", as_json(username="m1", password=m1.secret, clientid="m1")
+        )
+        assert (status, json.loads(body)) == (200, {"result": "allow", "is_superuser": False})
+        assert (await http_post(port, "/mqtt/go-auth/user", as_json(username="m1", password="bad")))[0] == 403
+        huge = as_json(username="m" * 65536, password="x", clientid="c")
+        status, body = await http_post(port, "/mqtt/emqx/authn", huge)
+        assert (status, json.loads(body)) == (200, {"result": "deny"})
+        assert (await http_post(port, "/mqtt/go-auth/user", b"username=m%FF&password=x", FORM))[0] == 403
+        acl = as_json(username="m1", clientid="m1", topic="devices/m2/telemetry", acc=2)
+        assert (await http_post(port, "/mqtt/go-auth/acl", acl))[0] == 403
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
+        sock.close()
