@@ -340,3 +340,38 @@ def test_verified_cache_bounds_ttl_and_forget() -> None:
     assert VerifiedSecretCache(ttl=0).fingerprint("a", "s") != VerifiedSecretCache(ttl=0).fingerprint("a", "s")
     with pytest.raises(ValueError, match="ttl"):
         VerifiedSecretCache(ttl=-1)
+
+
+async def test_listeners_hear_every_change_with_the_secret_only_when_new(
+    cheap_hasher: PasswordHasher, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Listeners get plain events after each stored change; a failing one is logged, not raised."""
+    from energy_auth.devices import CredentialEvent
+
+    events: list[CredentialEvent] = []
+
+    async def record(event: CredentialEvent) -> None:
+        events.append(event)
+
+    async def broken(event: CredentialEvent) -> None:
+        raise RuntimeError(f"broker down {event.secret}")
+
+    credentials = DeviceCredentials(
+        InMemoryDeviceCredentialStore(), hasher=cheap_hasher, clock=clock, listeners=[broken, record]
+    )
+    new = await credentials.provision("m1")
+    rotated = await credentials.rotate("m1", overlap=timedelta(minutes=5))
+    await credentials.revoke("m1")
+    await credentials.delete("m1")
+    assert [(e.kind, e.device_id, e.role) for e in events] == [
+        ("provisioned", "m1", "meter"),
+        ("rotated", "m1", "meter"),
+        ("revoked", "m1", "meter"),
+        ("deleted", "m1", None),
+    ]
+    assert [e.secret for e in events] == [new.secret, rotated.secret, None, None]
+    assert events[1].previous_expires_at == clock.now + 300
+    assert new.secret not in repr(events)
+    assert credentials.listener_failures == 4
+    assert "rotate the device to resync" in caplog.text
+    assert new.secret not in caplog.text

@@ -228,6 +228,8 @@ def test_subpackage_all_is_pinned() -> None:
         "MAX_DEVICE_ID_LENGTH",
         "CertificateAuthorityError",
         "CertificateRecord",
+        "CredentialEvent",
+        "CredentialListener",
         "DeviceCertificateAuthority",
         "DeviceCredential",
         "DeviceCredentialExistsError",

@@ -22,6 +22,7 @@ from energy_auth.devices._errors import (
     DeviceCredentialRevokedError,
     DeviceIdError,
 )
+from energy_auth.devices._events import CredentialEvent, CredentialListener
 from energy_auth.devices._ids import MAX_DEVICE_ID_LENGTH, is_valid_device_id, validate_device_id
 from energy_auth.devices._manager import DeviceCredentials, generate_device_secret
 from energy_auth.devices._records import (
@@ -37,6 +38,8 @@ __all__ = [
     "MAX_DEVICE_ID_LENGTH",
     "CertificateAuthorityError",
     "CertificateRecord",
+    "CredentialEvent",
+    "CredentialListener",
     "DeviceCertificateAuthority",
     "DeviceCredential",
     "DeviceCredentialExistsError",

@@ -8,7 +8,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from datetime import timedelta
 
 from energy_common.exceptions import ConfigurationError, ConflictError, ValidationError
@@ -22,6 +22,7 @@ from energy_auth.devices._errors import (
     DeviceCredentialNotFoundError,
     DeviceCredentialRevokedError,
 )
+from energy_auth.devices._events import CredentialEvent, CredentialListener
 from energy_auth.devices._ids import is_valid_device_id, validate_device_id
 from energy_auth.devices._records import DeviceCredential, DeviceCredentialInfo, DeviceSecret, NewDeviceCredential
 from energy_auth.devices._store import DeviceCredentialStore
@@ -60,6 +61,10 @@ class DeviceCredentials:
         cache_size: Entries of the verified-secret cache.
         max_concurrent_hashes: argon2 verifications running at once (the rest wait,
             without holding a thread).
+        listeners: ``async (CredentialEvent) -> None`` callables told of every change
+            after it is stored (a broker sync); a failing listener is logged, never
+            raised, and a device whose provisioning or rotation it missed must be
+            rotated again to resync (its secret is not kept).
         clock: Returns the current Unix time.
 
     Example:
@@ -81,6 +86,7 @@ class DeviceCredentials:
         cache_ttl: float = 300.0,
         cache_size: int = 100_000,
         max_concurrent_hashes: int | None = None,
+        listeners: Iterable[CredentialListener] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         if roles is not None and default_role not in roles:
@@ -96,8 +102,10 @@ class DeviceCredentials:
         self.cache = VerifiedSecretCache(ttl=cache_ttl, max_entries=cache_size)
         self._hashing = asyncio.Semaphore(max_concurrent_hashes or self.hasher.max_workers)
         self._inflight: dict[bytes, asyncio.Future[bool]] = {}
+        self.listeners: list[CredentialListener] = list(listeners)
         self._clock = clock
         self.hashes_verified = 0
+        self.listener_failures = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -137,6 +145,7 @@ class DeviceCredentials:
                 {"device_id": device_id},
             )
         logger.info("Provisioned a credential for device %s (role %s).", device_id, role)
+        await self._tell(CredentialEvent("provisioned", device_id, role, secret, None, _fingerprint(record)))
         return _new(record, secret, issued)
 
     async def rotate(
@@ -184,6 +193,8 @@ class DeviceCredentials:
 
         record = await self._update(device_id, change)
         logger.info("Rotated the credential of device %s (overlap %ss).", device_id, int(window.total_seconds()))
+        previous = record.secrets[1].expires_at if len(record.secrets) > 1 else None
+        await self._tell(CredentialEvent("rotated", device_id, record.role, secret, previous, _fingerprint(record)))
         return _new(record, secret, issued)
 
     async def revoke(self, device_id: str) -> DeviceCredentialInfo:
@@ -201,12 +212,16 @@ class DeviceCredentials:
 
         record = await self._update(validate_device_id(device_id), change)
         logger.info("Revoked the credential of device %s.", device_id)
+        await self._tell(CredentialEvent("revoked", device_id, record.role, None, None, _fingerprint(record)))
         return record.info()
 
     async def delete(self, device_id: str) -> bool:
         """Remove the credential entirely (the device may then be provisioned again)."""
         self.cache.forget(device_id)
-        return await self.store.delete(validate_device_id(device_id))
+        deleted = await self.store.delete(validate_device_id(device_id))
+        if deleted:
+            await self._tell(CredentialEvent("deleted", device_id, None))
+        return deleted
 
     async def get(self, device_id: str) -> DeviceCredentialInfo:
         """Return the listable view of one credential.
@@ -267,6 +282,19 @@ class DeviceCredentials:
 
     # ------------------------------------------------------------------ helpers
 
+    async def _tell(self, event: CredentialEvent) -> None:
+        for listener in self.listeners:
+            try:
+                await listener(event)
+            except Exception as exc:  # noqa: BLE001 - a sync failure must not undo a stored change
+                self.listener_failures += 1
+                logger.error(
+                    "A credential listener failed on %s of device %s (%s); rotate the device to resync it.",
+                    event.kind,
+                    event.device_id,
+                    type(exc).__name__,
+                )
+
     def _check_role(self, role: str | None) -> str:
         role = self.default_role if role is None else role
         if not isinstance(role, str) or not role or (self.roles is not None and role not in self.roles):
@@ -303,6 +331,10 @@ class DeviceCredentials:
 
     def __repr__(self) -> str:
         return f"DeviceCredentials(store={self.store!r}, hasher={self.hasher!r})"
+
+
+def _fingerprint(record: DeviceCredential) -> str | None:
+    return None if record.certificate is None else record.certificate.fingerprint
 
 
 def _new(record: DeviceCredential, secret: str, issued: IssuedCertificate | None) -> NewDeviceCredential:
