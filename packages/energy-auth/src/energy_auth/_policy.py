@@ -17,17 +17,11 @@ from typing import Any, Literal, get_args
 
 from energy_common.exceptions import ConfigurationError
 
+from energy_auth._acl import PLACEHOLDERS, allowed, fill, topic_allowed
 from energy_auth._permissions import PermissionChecker, RoleHierarchy
 from energy_auth._permissions import _segments as segments
 from energy_auth._principal import Principal
-from energy_auth._topics import (
-    filter_covers,
-    is_topic_filter,
-    is_topic_name,
-    is_topic_pattern,
-    strip_share,
-    topic_matches,
-)
+from energy_auth._topics import is_topic_name, is_topic_pattern
 
 __all__ = [
     "DEFAULT_ACCESS_POLICY",
@@ -39,11 +33,10 @@ __all__ = [
     "RolePolicy",
     "TopicAction",
     "topic_allowed",
-]
+]  # PLACEHOLDERS and topic_allowed live in _acl; re-exported here with the policy they read
 
 RoleKind = Literal["device", "service", "user"]
 TopicAction = Literal["publish", "subscribe", "read"]
-PLACEHOLDERS = ("{device_id}", "{client_id}")
 POLICY_FORMAT_VERSION = 1
 
 
@@ -76,103 +69,6 @@ class RolePolicy:
     subscribe: tuple[str, ...] = ()
     permissions: tuple[str, ...] = ()
     includes: tuple[str, ...] = ()
-
-
-def _subst(pattern: str, device_id: str | None, client_id: str | None) -> str | None:
-    """Fill whole-level placeholders; ``None`` when one cannot be filled safely."""
-    levels = pattern.split("/")
-    for index, level in enumerate(levels):
-        if level in PLACEHOLDERS:
-            value = device_id if level == "{device_id}" else client_id
-            # The value becomes one literal level: it must not be empty, hold '/', a
-            # wildcard or NUL, or start with '$' — else the pattern grants nothing.
-            if (
-                not isinstance(value, str)
-                or not value
-                or value.startswith("$")
-                or not is_topic_name(value)
-                or "/" in value
-            ):
-                return None
-            levels[index] = value
-    return "/".join(levels)
-
-
-def _allowed(
-    publish: Iterable[str],
-    subscribe: Iterable[str],
-    action: str,
-    *,
-    topic: object,
-    device_id: str | None,
-    client_id: str | None,
-) -> bool:
-    if action == "publish":
-        if not is_topic_name(topic):
-            return False
-        patterns: Iterable[str] = publish
-    elif action == "subscribe":
-        if not is_topic_filter(topic):
-            return False
-        patterns = subscribe
-    elif action == "read":
-        if not is_topic_name(topic):
-            return False
-        patterns = (strip_share(p) for p in subscribe)
-    else:
-        return False
-    for pattern in patterns:
-        filled = _subst(pattern, device_id, client_id)
-        if filled is None:
-            continue
-        if action == "subscribe":
-            if filter_covers(filled, topic):  # type: ignore[arg-type]
-                return True
-        elif topic_matches(filled, topic):  # type: ignore[arg-type]
-            return True
-    return False
-
-
-def topic_allowed(
-    policy_data: Mapping[str, Any],
-    role: str,
-    client_id: str | None,
-    action: str,
-    topic: str,
-    *,
-    device_id: str | None = None,
-) -> bool:
-    """Tell whether ``role`` may ``action`` on ``topic``, from :meth:`AccessPolicy.to_dict` data alone.
-
-    Pure: no IO, no import of the policy classes needed by the caller. Deny by default:
-    an unknown role or action, an invalid topic, a wildcard in a published topic, a
-    subscription wider than the role's filters, or a placeholder that cannot be filled
-    (``{device_id}`` without a device id, a value with ``/``, ``+``, ``#``, NUL or a
-    leading ``$``) all return ``False``.
-
-    Args:
-        policy_data: The policy as plain data (``AccessPolicy.to_dict()``).
-        role: The role of the client.
-        client_id: The MQTT client id (fills ``{client_id}``).
-        action: ``"publish"`` (a topic name), ``"subscribe"`` (a topic filter) or
-            ``"read"`` (a message on a topic name about to be delivered to the client).
-        topic: The topic or filter, as the client sent it.
-        device_id: The authenticated device id (fills ``{device_id}``).
-
-    Example:
-        >>> data = DEFAULT_ACCESS_POLICY.to_dict()
-        >>> topic_allowed(data, "meter", "m1", "publish", "devices/m1/telemetry", device_id="m1")
-        True
-        >>> topic_allowed(data, "meter", "m1", "subscribe", "devices/+/commands", device_id="m1")
-        False
-    """
-    roles = policy_data.get("roles") if isinstance(policy_data, Mapping) else None
-    entry = roles.get(role) if isinstance(roles, Mapping) and isinstance(role, str) else None
-    if not isinstance(entry, Mapping):
-        return False
-    publish = [p for p in entry.get("publish", ()) if isinstance(p, str)]
-    subscribe = [p for p in entry.get("subscribe", ()) if isinstance(p, str)]
-    return _allowed(publish, subscribe, action, topic=topic, device_id=device_id, client_id=client_id)
 
 
 def _check_pattern(role: str, pattern: str, subscribe: bool) -> None:
@@ -303,7 +199,7 @@ class AccessPolicy:
         entry = self.roles.get(role) if isinstance(role, str) else None
         if entry is None:
             return False
-        return _allowed(entry.publish, entry.subscribe, action, topic=topic, device_id=device_id, client_id=client_id)
+        return allowed(entry.publish, entry.subscribe, action, topic=topic, device_id=device_id, client_id=client_id)
 
     def topics_for(
         self, role: str, *, device_id: str | None = None, client_id: str | None = None
@@ -318,9 +214,9 @@ class AccessPolicy:
         entry = self.roles.get(role)
         if entry is None:
             raise PolicyError(f"Role {role!r} is not in the policy; known roles: {sorted(self.roles)}.")
-        fill = [(p, _subst(p, device_id, client_id)) for p in entry.publish]
-        sub = [(p, _subst(p, device_id, client_id)) for p in entry.subscribe]
-        return {"publish": [f for _, f in fill if f is not None], "subscribe": [f for _, f in sub if f is not None]}
+        publish = [fill(p, device_id, client_id) for p in entry.publish]
+        subscribe = [fill(p, device_id, client_id) for p in entry.subscribe]
+        return {"publish": [f for f in publish if f is not None], "subscribe": [f for f in subscribe if f is not None]}
 
     # ------------------------------------------------------------------ plain data
 
