@@ -11,11 +11,13 @@ import energy_auth
 import pytest
 
 EXPECTED_ALL = [
+    "DEFAULT_ACCESS_POLICY",
     "DEFAULT_ROLE_HIERARCHY",
     "SUPPORTED_ALGORITHMS",
     "APIKeyAuthenticator",
     "APIKeyRecord",
     "APIKeyStore",
+    "AccessPolicy",
     "InMemoryAPIKeyStore",
     "InMemoryRevocationStore",
     "InvalidAPIKeyError",
@@ -38,9 +40,11 @@ EXPECTED_ALL = [
     "PasswordPolicyError",
     "PermissionChecker",
     "PermissionDeniedError",
+    "PolicyError",
     "Principal",
     "RevocationStore",
     "RoleHierarchy",
+    "RolePolicy",
     "RoleRequiredError",
     "TokenExpiredError",
     "TokenManager",
@@ -53,9 +57,12 @@ EXPECTED_ALL = [
     "WeakKeyError",
     "WrongTokenTypeError",
     "__version__",
+    "filter_covers",
     "generate_api_key",
     "hash_api_key",
     "jwks_url_fetcher",
+    "topic_allowed",
+    "topic_matches",
 ]
 
 ERROR_CODES = {
@@ -80,6 +87,7 @@ ERROR_CODES = {
     "WeakKeyError": (500, "WEAK_KEY"),
     "PasswordPolicyError": (400, "PASSWORD_INVALID"),
     "JWKSUnavailableError": (503, "JWKS_UNAVAILABLE"),
+    "PolicyError": (500, "POLICY_INVALID"),
 }
 
 
@@ -122,7 +130,14 @@ def test_import_footprint() -> None:
 
 
 @pytest.mark.parametrize(
-    ("module", "blocked", "extra"), [("energy_auth.fastapi", "fastapi", "web"), ("energy_auth.redis", "redis", "redis")]
+    ("module", "blocked", "extra"),
+    [
+        ("energy_auth.fastapi", "fastapi", "web"),
+        ("energy_auth.redis", "redis", "redis"),
+        ("energy_auth.devices.redis", "redis", "redis"),
+        ("energy_auth.devices.sql", "sqlalchemy", "sql"),
+        ("energy_auth.broker.fastapi", "fastapi", "web"),
+    ],
 )
 def test_missing_extra_names_the_install_command(module: str, blocked: str, extra: str) -> None:
     """Without its extra, a module fails with an ImportError that says what to install."""

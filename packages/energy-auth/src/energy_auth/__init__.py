@@ -2,7 +2,9 @@
 
 ``import energy_auth`` needs only PyJWT, cryptography and argon2-cffi. The FastAPI
 dependencies live in :mod:`energy_auth.fastapi` (extra ``web``), the Redis revocation
-store in :mod:`energy_auth.redis` (extra ``redis``).
+store in :mod:`energy_auth.redis` (extra ``redis``). Device credentials are in
+:mod:`energy_auth.devices`, broker authentication in :mod:`energy_auth.broker`; the
+access policy (:class:`AccessPolicy`) drives both the broker's ACLs and the HTTP guards.
 
 Example:
     >>> import secrets
@@ -54,16 +56,26 @@ from energy_auth._keys import SUPPORTED_ALGORITHMS, JWTKey
 from energy_auth._keyset import KeySet
 from energy_auth._passwords import PasswordHasher
 from energy_auth._permissions import DEFAULT_ROLE_HIERARCHY, PermissionChecker, RoleHierarchy
+from energy_auth._policy import (
+    DEFAULT_ACCESS_POLICY,
+    AccessPolicy,
+    PolicyError,
+    RolePolicy,
+    topic_allowed,
+)
 from energy_auth._principal import Principal
 from energy_auth._revocation import InMemoryRevocationStore, RevocationStore
 from energy_auth._tokens import TokenManager, TokenPair
+from energy_auth._topics import filter_covers, topic_matches
 
 __all__ = [
+    "DEFAULT_ACCESS_POLICY",
     "DEFAULT_ROLE_HIERARCHY",
     "SUPPORTED_ALGORITHMS",
     "APIKeyAuthenticator",
     "APIKeyRecord",
     "APIKeyStore",
+    "AccessPolicy",
     "InMemoryAPIKeyStore",
     "InMemoryRevocationStore",
     "InvalidAPIKeyError",
@@ -86,9 +98,11 @@ __all__ = [
     "PasswordPolicyError",
     "PermissionChecker",
     "PermissionDeniedError",
+    "PolicyError",
     "Principal",
     "RevocationStore",
     "RoleHierarchy",
+    "RolePolicy",
     "RoleRequiredError",
     "TokenExpiredError",
     "TokenManager",
@@ -101,7 +115,10 @@ __all__ = [
     "WeakKeyError",
     "WrongTokenTypeError",
     "__version__",
+    "filter_covers",
     "generate_api_key",
     "hash_api_key",
     "jwks_url_fetcher",
+    "topic_allowed",
+    "topic_matches",
 ]

@@ -36,6 +36,7 @@ from energy_auth._api_keys import APIKeyAuthenticator
 from energy_auth._claims import TokenType
 from energy_auth._errors import MissingCredentialsError, PermissionDeniedError, RoleRequiredError
 from energy_auth._permissions import DEFAULT_ROLE_HIERARCHY, PermissionChecker, RoleHierarchy
+from energy_auth._policy import AccessPolicy
 from energy_auth._principal import Principal
 
 __all__ = [
@@ -72,6 +73,7 @@ class AuthConfig:
         realm: The realm named in ``WWW-Authenticate``.
         permissions_claim: Token claim listing permissions.
         roles_claim: Token claim listing roles (the seed's single ``role`` is read too).
+        policy: An access policy whose role permissions are added to every caller's.
     """
 
     verifier: TokenVerifier
@@ -80,6 +82,7 @@ class AuthConfig:
     realm: str = "api"
     permissions_claim: str = "permissions"
     roles_claim: str = "roles"
+    policy: AccessPolicy | None = None
 
 
 def install_auth(
@@ -91,9 +94,17 @@ def install_auth(
     realm: str = "api",
     permissions_claim: str = "permissions",
     roles_claim: str = "roles",
+    policy: AccessPolicy | None = None,
 ) -> AuthConfig:
-    """Configure the dependencies of this module for ``app``; return the configuration."""
-    config = AuthConfig(verifier, api_keys, hierarchy or DEFAULT_ROLE_HIERARCHY, realm, permissions_claim, roles_claim)
+    """Configure the dependencies of this module for ``app``; return the configuration.
+
+    With ``policy`` (an :class:`~energy_auth.AccessPolicy`), a caller holding a role also
+    holds that role's permissions in the policy, so ``require_permission`` follows the
+    same roles as the broker's ACLs; ``hierarchy`` then defaults to the policy's includes.
+    """
+    if hierarchy is None:
+        hierarchy = policy.hierarchy if policy is not None else DEFAULT_ROLE_HIERARCHY
+    config = AuthConfig(verifier, api_keys, hierarchy, realm, permissions_claim, roles_claim, policy)
     app.state.energy_auth = config
     return config
 
@@ -126,7 +137,10 @@ _APIKey = Annotated[str | None, Depends(_api_key_scheme)]
 async def _from_bearer(config: AuthConfig, token: str) -> Principal:
     try:
         claims = await config.verifier.verify_token_async(token, "access")
-        return Principal.from_claims(claims, permissions_claim=config.permissions_claim, roles_claim=config.roles_claim)
+        principal = Principal.from_claims(
+            claims, permissions_claim=config.permissions_claim, roles_claim=config.roles_claim
+        )
+        return principal if config.policy is None else config.policy.grant(principal)
     except AuthenticationError as exc:
         raise _challenge(exc, config, "invalid_token") from None
 
@@ -162,9 +176,10 @@ async def get_api_key_principal(request: Request, api_key: _APIKey) -> Principal
     if config.api_keys is None or not api_key:
         raise _challenge(MissingCredentialsError(f"Send an API key in the {API_KEY_HEADER} header."), config, None)
     try:
-        return await config.api_keys.authenticate(api_key)
+        principal = await config.api_keys.authenticate(api_key)
     except AuthenticationError as exc:
         raise _challenge(exc, config, None) from None
+    return principal if config.policy is None else config.policy.grant(principal)
 
 
 async def get_principal(request: Request, credentials: _Bearer, api_key: _APIKey) -> Principal:
