@@ -122,8 +122,11 @@ def rewrite_links(lines: list[str], source: str, page: str) -> list[str]:
             return match[0]
         path, _, anchor = target.partition("#")
         repo_path = posixpath.normpath(posixpath.join(posixpath.dirname(source), path))
-        if repo_path in SITE_PAGES:
-            relative = posixpath.relpath(SITE_PAGES[repo_path], posixpath.dirname(page) or ".")
+        site_page = SITE_PAGES.get(repo_path) or (
+            repo_path.removeprefix("docs/") if repo_path.startswith("docs/") else None
+        )
+        if site_page is not None:
+            relative = posixpath.relpath(site_page, posixpath.dirname(page) or ".")
             return f"[{match['text']}]({relative}{'#' + anchor if anchor else ''})"
         return f"{match['text']} (`{repo_path}`)"
 
