@@ -27,7 +27,8 @@ FIRMWARE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "firmware
 def firmware() -> ModuleType:
     """Import the example file as a module (it is not a package)."""
     spec = importlib.util.spec_from_file_location("firmware_device", FIRMWARE)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
