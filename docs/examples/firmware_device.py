@@ -40,7 +40,9 @@ class Device:
     """
 
     # --8<-- [start:connect]
-    def __init__(self, device_id: str, host: str, port: int = 1883, *, mqtt5: bool = True, root: str = "devices") -> None:
+    def __init__(
+        self, device_id: str, host: str, port: int = 1883, *, mqtt5: bool = True, root: str = "devices"
+    ) -> None:
         self.device_id, self.host, self.port, self.mqtt5 = device_id, host, port, mqtt5
         self.status_topic = f"{root}/{device_id}/status"
         self.telemetry_topic = f"{root}/{device_id}/telemetry"

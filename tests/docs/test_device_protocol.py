@@ -67,6 +67,7 @@ async def test_firmware_example_round_trip(
         device.connect()
         try:
             assert await asyncio.to_thread(device.online.wait, 10)
+
             async def current() -> str:
                 return (await devices.get_device(device_id)).status
 
