@@ -7,7 +7,6 @@ with a real ``DeviceManager`` on the other side, over MQTT 5 and MQTT 3.1.1.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import time
 import uuid
@@ -16,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import doc_examples
 import pytest
 from energy_messaging import CommandFailedError, DeviceManager, MQTTManager, MQTTMessage
 
@@ -25,13 +25,8 @@ FIRMWARE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "firmware
 
 
 def firmware() -> ModuleType:
-    """Import the example file as a module (it is not a package)."""
-    spec = importlib.util.spec_from_file_location("firmware_device", FIRMWARE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The example file as a module (it is not in a package)."""
+    return doc_examples.load_file(FIRMWARE, "firmware_device")
 
 
 async def until(condition: Callable[[], object], within: float = 10.0) -> None:
