@@ -159,7 +159,7 @@ def expand_includes(markdown: str, page: str) -> str:
 PUBLIC_ERROR_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("energy-common", ("energy_common.exceptions", "energy_common.health")),
     ("energy-auth", ("energy_auth",)),
-    ("energy-monitoring", ("energy_monitoring",)),
+    ("energy-monitoring", ("energy_monitoring.metrics", "energy_monitoring.tracing")),
     ("energy-messaging", ("energy_messaging.errors", "energy_messaging.events")),
 )
 
@@ -256,7 +256,9 @@ def render_table(rows: list[ErrorRow] | None = None) -> str:
         for row in mine:
             bases = ", ".join(f"`{_short(b)}`" for b in row.bases) or "—"
             summary = row.summary.replace("|", "\\|")
-            out.append(f"| `{row.error_code}` | {row.status_code} | `{row.path}` | {bases} | {summary} |")
+            # The class links to its entry in the API reference (autorefs; --strict fails if it has none).
+            link = f"[`{_short(row.path)}`][{row.path}]"
+            out.append(f"| `{row.error_code}` | {row.status_code} | {link} | {bases} | {summary} |")
         out.append("")
     return "\n".join(out)
 

@@ -46,7 +46,7 @@ def test_every_library_error_is_in_the_table() -> None:
     table = hooks.render_table()
     for cls, row in rows.items():
         assert (row.error_code, row.status_code) == (cls.error_code, cls.status_code)
-        assert f"| `{cls.error_code}` | {cls.status_code} | `{row.path}` |" in table
+        assert f"| `{cls.error_code}` | {cls.status_code} | [`{cls.__name__}`][{row.path}] |" in table
         module, name = row.path.rsplit(".", 1)
         assert getattr(importlib.import_module(module), name) is cls
 
@@ -57,7 +57,7 @@ def test_errors_page_gets_the_table() -> None:
     assert hooks.PLACEHOLDER in page
     rendered = hooks.render_page(page, "errors.md")
     assert hooks.PLACEHOLDER not in rendered
-    assert "| `TOKEN_EXPIRED` | 401 | `energy_auth.TokenExpiredError` |" in rendered
+    assert "| `TOKEN_EXPIRED` | 401 | [`TokenExpiredError`][energy_auth.TokenExpiredError] |" in rendered
 
 
 def test_include_whole_file_section_and_intro(tmp_path: Path) -> None:
