@@ -71,9 +71,30 @@ def hatch(*args: str, env: dict[str, str] | None = None) -> int:
     return subprocess.run([str(bootstrap()), *args], cwd=ROOT, env=run_env, check=False).returncode
 
 
-def _selects_tests(arg: str) -> bool:
-    """Whether a pytest argument names test files or nodes (``tests/auth``, ``x.py::test_y``)."""
-    return not arg.startswith("-") and (ROOT / arg.split("::", 1)[0]).exists()
+#: pytest options whose value is a separate argument (never a test path).
+_VALUE_OPTIONS = {
+    "-k",
+    "-m",
+    "-p",
+    "-o",
+    "-c",
+    "-W",
+    "--deselect",
+    "--ignore",
+    "--ignore-glob",
+    "--rootdir",
+    "--timeout",
+}
+
+
+def _selects_tests(args: list[str]) -> bool:
+    """Whether pytest ``args`` name test files or nodes (``tests/auth``, ``x.py::test_y``)."""
+    previous = ""
+    for arg in args:
+        if previous not in _VALUE_OPTIONS and not arg.startswith("-") and (ROOT / arg.split("::", 1)[0]).exists():
+            return True
+        previous = arg
+    return False
 
 
 def test(args: list[str]) -> int:
@@ -81,7 +102,7 @@ def test(args: list[str]) -> int:
     code = hatch("run", "test", *args)
     if code != 0:
         return code
-    if any(_selects_tests(arg) for arg in args):
+    if _selects_tests(args):
         print("dev.py: test paths given, so only the dev-env phase ran (no isolation matrix, no docs build).")
         return 0
     # Isolation matrix: each distribution alone. Slow fault tests and packaging ran
