@@ -3,8 +3,8 @@
 
     python3 dev.py demo [options]      the main job: the reference meter service with simulated meters
     python3 dev.py test [pytest opts]  the whole test suite in three phases: full suite in the dev env,
-                                       the per-distribution isolation matrix (`hatch test --all`), and
-                                       the documentation build (--strict). Options (-x, -k EXPR, -q, ...)
+                                       the documentation build (--strict), and the per-distribution
+                                       isolation matrix (`hatch test --all`). Options (-x, -k EXPR, -q, ...)
                                        reach both pytest phases; given test paths, only the first phase
                                        runs (the matrix runs each distribution's own tests/<package>/)
     python3 dev.py check               ruff check, ruff format --check and mypy --strict
@@ -103,14 +103,15 @@ def test(args: list[str]) -> int:
     if code != 0:
         return code
     if _selects_tests(args):
-        print("dev.py: test paths given, so only the dev-env phase ran (no isolation matrix, no docs build).")
+        print("dev.py: test paths given, so only the dev-env phase ran (no docs build, no isolation matrix).")
         return 0
-    # Isolation matrix: each distribution alone. Slow fault tests and packaging ran
-    # above already; here the point is undeclared imports.
-    code = hatch("test", "--all", "--", "-q", "-m", "not slow and not packaging", *args)
+    print("dev.py: building the documentation site (mkdocs --strict) ...", flush=True)
+    code = hatch("run", "docs:build", "--quiet")
     if code != 0:
         return code
-    return hatch("run", "docs:build", "--quiet")
+    # Isolation matrix: each distribution alone. Slow fault tests and packaging ran
+    # above already; here the point is undeclared imports.
+    return hatch("test", "--all", "--", "-q", "-m", "not slow and not packaging", *args)
 
 
 def main(argv: list[str]) -> int:
