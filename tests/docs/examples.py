@@ -431,6 +431,19 @@ def _redis_url(services: Services) -> str:
 
 
 SETUPS: tuple[Setup, ...] = (
+    # ---- getting started
+    Setup(
+        'async with DeviceSimulator("meter-001", "127.0.0.1", 1883, interval=0.2):',
+        "The broker is the reader's; here a private Mosquitto.",
+        needs=("mqtt",),
+        replace=(
+            (
+                'DeviceSimulator("meter-001", "127.0.0.1", 1883,',
+                'DeviceSimulator("meter-001", _services.mqtt_host, _services.mqtt_port,',
+            ),
+            ('MQTTManager("127.0.0.1", 1883)', "MQTTManager(_services.mqtt_host, _services.mqtt_port)"),
+        ),
+    ),
     # ---- energy-common
     Setup(
         'raise ResourceNotFoundError("User", user_id)',
