@@ -45,7 +45,7 @@ class CircuitBreaker:
     Example:
         >>> breaker = CircuitBreaker("auth-service", failure_threshold=2)
         >>> breaker.record_failure()
-        ... breaker.record_failure()
+        >>> breaker.record_failure()
         >>> breaker.state, breaker.allow()
         (<CircuitState.OPEN: 'open'>, False)
     """
