@@ -158,7 +158,7 @@ def expand_includes(markdown: str, page: str) -> str:
 #: is listed under the first of these modules whose ``__all__`` names it.
 PUBLIC_ERROR_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("energy-common", ("energy_common.exceptions", "energy_common.health")),
-    ("energy-auth", ("energy_auth",)),
+    ("energy-auth", ("energy_auth", "energy_auth.devices")),
     ("energy-monitoring", ("energy_monitoring.metrics", "energy_monitoring.tracing")),
     ("energy-messaging", ("energy_messaging.errors", "energy_messaging.events")),
 )
