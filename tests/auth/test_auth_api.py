@@ -12,6 +12,7 @@ import pytest
 
 EXPECTED_ALL = [
     "DEFAULT_ROLE_HIERARCHY",
+    "LEGACY_SCHEMES",
     "SUPPORTED_ALGORITHMS",
     "APIKeyAuthenticator",
     "APIKeyRecord",
@@ -30,6 +31,7 @@ EXPECTED_ALL = [
     "JWKSVerifier",
     "JWTKey",
     "KeySet",
+    "LegacyScheme",
     "MalformedTokenError",
     "MissingClaimError",
     "MissingCredentialsError",

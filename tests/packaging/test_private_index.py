@@ -46,6 +46,7 @@ EXTRAS_OF_META = {
     "redis",
     "httpx",
     "psutil",
+    "bcrypt",
     "amqtt",
     "opentelemetry-exporter-otlp-proto-http",
 }

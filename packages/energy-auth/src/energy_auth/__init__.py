@@ -52,6 +52,7 @@ from energy_auth._errors import (
 from energy_auth._jwks import JWKSFetcher, JWKSVerifier, jwks_url_fetcher
 from energy_auth._keys import SUPPORTED_ALGORITHMS, JWTKey
 from energy_auth._keyset import KeySet
+from energy_auth._legacy_hashes import LEGACY_SCHEMES, LegacyScheme
 from energy_auth._passwords import PasswordHasher
 from energy_auth._permissions import DEFAULT_ROLE_HIERARCHY, PermissionChecker, RoleHierarchy
 from energy_auth._principal import Principal
@@ -60,6 +61,7 @@ from energy_auth._tokens import TokenManager, TokenPair
 
 __all__ = [
     "DEFAULT_ROLE_HIERARCHY",
+    "LEGACY_SCHEMES",
     "SUPPORTED_ALGORITHMS",
     "APIKeyAuthenticator",
     "APIKeyRecord",
@@ -78,6 +80,7 @@ __all__ = [
     "JWKSVerifier",
     "JWTKey",
     "KeySet",
+    "LegacyScheme",
     "MalformedTokenError",
     "MissingClaimError",
     "MissingCredentialsError",
