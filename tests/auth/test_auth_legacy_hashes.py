@@ -224,4 +224,3 @@ def test_bcrypt_without_the_extra_names_the_install_command() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert "pip install 'energy-auth[legacy]'" in result.stdout
-

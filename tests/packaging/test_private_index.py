@@ -301,7 +301,7 @@ def test_light_distributions_stay_light(installs, name, forbidden):
     assert not forbidden & installed.modules
 
 
-@pytest.mark.parametrize("name", ("energy-libs", *LEAVES))
+@pytest.mark.parametrize("name", ["energy-libs", *LEAVES])
 def test_migration_tools_stay_out_of_the_libraries(installs, name):
     """No library (nor the meta-package) installs or imports libcst, the codemod or the shim."""
     installed = installs[name]
