@@ -57,6 +57,7 @@ from energy_auth._passwords import PasswordHasher
 from energy_auth._permissions import DEFAULT_ROLE_HIERARCHY, PermissionChecker, RoleHierarchy
 from energy_auth._principal import Principal
 from energy_auth._revocation import InMemoryRevocationStore, RevocationStore
+from energy_auth._throttle import LoginThrottle, ThrottleStore
 from energy_auth._tokens import TokenManager, TokenPair
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
     "JWTKey",
     "KeySet",
     "LegacyScheme",
+    "LoginThrottle",
     "MalformedTokenError",
     "MissingClaimError",
     "MissingCredentialsError",
@@ -93,6 +95,7 @@ __all__ = [
     "RevocationStore",
     "RoleHierarchy",
     "RoleRequiredError",
+    "ThrottleStore",
     "TokenExpiredError",
     "TokenManager",
     "TokenNotYetValidError",
