@@ -36,6 +36,7 @@ EXPECTED_ALL = [
     "MalformedTokenError",
     "MissingClaimError",
     "MissingCredentialsError",
+    "MutableAPIKeyStore",
     "NewAPIKey",
     "PasswordHasher",
     "PasswordPolicyError",
@@ -60,6 +61,7 @@ EXPECTED_ALL = [
     "generate_api_key",
     "hash_api_key",
     "jwks_url_fetcher",
+    "rotate_api_key",
 ]
 
 ERROR_CODES = {
@@ -126,7 +128,13 @@ def test_import_footprint() -> None:
 
 
 @pytest.mark.parametrize(
-    ("module", "blocked", "extra"), [("energy_auth.fastapi", "fastapi", "web"), ("energy_auth.redis", "redis", "redis")]
+    ("module", "blocked", "extra"),
+    [
+        ("energy_auth.fastapi", "fastapi", "web"),
+        ("energy_auth.redis", "redis", "redis"),
+        ("energy_auth.api_keys_redis", "redis", "redis"),
+        ("energy_auth.api_keys_sql", "sqlalchemy", "db"),
+    ],
 )
 def test_missing_extra_names_the_install_command(module: str, blocked: str, extra: str) -> None:
     """Without its extra, a module fails with an ImportError that says what to install."""

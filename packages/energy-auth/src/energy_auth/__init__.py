@@ -21,9 +21,11 @@ from energy_auth._api_keys import (
     APIKeyRecord,
     APIKeyStore,
     InMemoryAPIKeyStore,
+    MutableAPIKeyStore,
     NewAPIKey,
     generate_api_key,
     hash_api_key,
+    rotate_api_key,
 )
 from energy_auth._claims import TokenType
 from energy_auth._errors import (
@@ -86,6 +88,7 @@ __all__ = [
     "MalformedTokenError",
     "MissingClaimError",
     "MissingCredentialsError",
+    "MutableAPIKeyStore",
     "NewAPIKey",
     "PasswordHasher",
     "PasswordPolicyError",
@@ -110,4 +113,5 @@ __all__ = [
     "generate_api_key",
     "hash_api_key",
     "jwks_url_fetcher",
+    "rotate_api_key",
 ]

@@ -89,6 +89,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "energy_common.utils.web": ("web",),
     "energy_auth.fastapi": ("web",),
     "energy_auth.redis": ("redis",),
+    "energy_auth.api_keys_redis": ("redis",),
+    "energy_auth.api_keys_sql": ("db",),
     "energy_monitoring.web": ("web",),
     "energy_messaging.events.redis_streams": ("redis",),
     "energy_messaging.redis_registry": ("redis",),
