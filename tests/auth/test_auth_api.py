@@ -13,6 +13,7 @@ import pytest
 EXPECTED_ALL = [
     "DEFAULT_ACCESS_POLICY",
     "DEFAULT_ROLE_HIERARCHY",
+    "LEGACY_SCHEMES",
     "SUPPORTED_ALGORITHMS",
     "APIKeyAuthenticator",
     "APIKeyRecord",
@@ -32,9 +33,12 @@ EXPECTED_ALL = [
     "JWKSVerifier",
     "JWTKey",
     "KeySet",
+    "LegacyScheme",
+    "LoginThrottle",
     "MalformedTokenError",
     "MissingClaimError",
     "MissingCredentialsError",
+    "MutableAPIKeyStore",
     "NewAPIKey",
     "PasswordHasher",
     "PasswordPolicyError",
@@ -46,6 +50,7 @@ EXPECTED_ALL = [
     "RoleHierarchy",
     "RolePolicy",
     "RoleRequiredError",
+    "ThrottleStore",
     "TokenExpiredError",
     "TokenManager",
     "TokenNotYetValidError",
@@ -61,6 +66,7 @@ EXPECTED_ALL = [
     "generate_api_key",
     "hash_api_key",
     "jwks_url_fetcher",
+    "rotate_api_key",
     "topic_allowed",
     "topic_matches",
 ]
@@ -137,6 +143,8 @@ def test_import_footprint() -> None:
         ("energy_auth.devices.redis", "redis", "redis"),
         ("energy_auth.devices.sql", "sqlalchemy", "sql"),
         ("energy_auth.broker.fastapi", "fastapi", "web"),
+        ("energy_auth.api_keys_redis", "redis", "redis"),
+        ("energy_auth.api_keys_sql", "sqlalchemy", "sql"),
     ],
 )
 def test_missing_extra_names_the_install_command(module: str, blocked: str, extra: str) -> None:

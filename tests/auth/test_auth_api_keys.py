@@ -83,8 +83,8 @@ async def test_expired_and_removed_keys_are_refused(clock: Clock) -> None:
     with pytest.raises(InvalidAPIKeyError):
         await authenticator.authenticate(expiring.key)
     kept = generate_api_key("svc")
-    store.add(kept.record)
-    store.remove(kept.record.key_id)
+    await store.add(kept.record)
+    assert await store.remove(kept.record.key_id)
     with pytest.raises(InvalidAPIKeyError):
         await authenticator.authenticate(kept.key)
 

@@ -195,12 +195,25 @@ def test_tampered_header(manager: TokenManager) -> None:
     assert_refused(manager, f"{header}.{payload}.{signature}", InvalidSignatureError)
 
 
+def test_non_canonical_base64_is_refused(manager: TokenManager) -> None:
+    """A signature whose last character differs only in unused bits decodes to the same bytes, and is refused."""
+    token = manager.create_access_token({"sub": "u"})
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(token[-1])
+    # 32 bytes in 43 characters: the last character carries 4 bits, its 2 low bits are unused.
+    twins = [alphabet[(last & ~0b11) | low] for low in range(4) if (last & ~0b11) | low != last]
+    assert len(twins) == 3
+    for twin in twins:
+        assert_refused(manager, token[:-1] + twin, MalformedTokenError)
+    manager.verify_token(token)
+
+
 @pytest.mark.parametrize(
     ("mutate", "error"),
     [
         (lambda t: t.rsplit(".", 1)[0], MalformedTokenError),  # signature segment dropped
         (lambda t: t.rsplit(".", 1)[0] + ".", InvalidSignatureError),  # empty signature
-        (lambda t: t[:-4], InvalidSignatureError),  # shortened signature
+        (lambda t: t.rsplit(".", 1)[0] + "." + b64(b"s" * 31), InvalidSignatureError),  # 31-byte signature
         (lambda t: t[: len(t) - (len(t.rsplit(".", 1)[1]) - 1) % 4], MalformedTokenError),  # length 4n+1
         (lambda t: t.split(".")[0], MalformedTokenError),  # header only
         (lambda t: t[:20], MalformedTokenError),  # truncated inside the header

@@ -204,7 +204,7 @@ def test_invalid_key_sets(keys: list[JWTKey], signing_kid: str | None) -> None:
 
 
 async def test_refresh_issues_a_new_pair_and_revokes_the_old_token(secret: str) -> None:
-    """refresh() returns a new pair and the old refresh token works exactly once."""
+    """refresh() returns a new pair; the old refresh token works once, and its replay revokes the renewed pair too."""
     manager = TokenManager(secret, revocation_store=InMemoryRevocationStore())
     pair = manager.create_token_pair("user-1", {"roles": ["viewer"]})
     assert isinstance(pair, TokenPair)
@@ -213,9 +213,10 @@ async def test_refresh_issues_a_new_pair_and_revokes_the_old_token(secret: str) 
     renewed = await manager.refresh(pair.refresh_token, claims={"roles": ["operator"]})
     access = await manager.verify_token_async(renewed.access_token)
     assert (access["sub"], access["roles"]) == ("user-1", ["operator"])
-    with pytest.raises(TokenRevokedError):
+    with pytest.raises(TokenRevokedError, match="already used"):
         await manager.refresh(pair.refresh_token)
-    await manager.refresh(renewed.refresh_token)
+    with pytest.raises(TokenRevokedError, match="session was revoked"):
+        await manager.refresh(renewed.refresh_token)
 
 
 async def test_refresh_and_revoke_need_a_store(secret: str) -> None:

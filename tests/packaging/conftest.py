@@ -46,13 +46,16 @@ from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = REPO / "packages"
-# Leaves first, the meta-package last; the import package of each (None: no code).
-DISTRIBUTIONS: dict[str, str | None] = {
-    "energy-common": "energy_common",
-    "energy-auth": "energy_auth",
-    "energy-monitoring": "energy_monitoring",
-    "energy-messaging": "energy_messaging",
-    "energy-libs": None,
+# Leaves first, then the migration tools, the meta-package last; the import packages of
+# each (none: the meta-package ships no code).
+DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "energy-common": ("energy_common",),
+    "energy-auth": ("energy_auth",),
+    "energy-monitoring": ("energy_monitoring",),
+    "energy-messaging": ("energy_messaging",),
+    "energy-migrate": ("energy_migrate",),
+    "energy-libs-compat": ("libs", "infrastructure"),
+    "energy-libs": (),
 }
 # Environment variables that could point a client at another index or config file.
 _SCRUBBED_PREFIXES = ("PIP_", "UV_", "HATCH_INDEX_", "PYTHONPATH")
@@ -147,7 +150,7 @@ class BuiltDistribution:
     """One distribution built from packages/<name> by ``hatch build``."""
 
     name: str
-    import_name: str | None
+    import_names: tuple[str, ...]
     folder: Path
     hatch_version: str
     wheel: Path

@@ -27,8 +27,22 @@ from packaging.version import Version
 # The first run fills the wheelhouse from the public index: allow for a slow network.
 pytestmark = [pytest.mark.packaging, pytest.mark.timeout(300)]
 
-DISTRIBUTIONS = ("energy-common", "energy-auth", "energy-monitoring", "energy-messaging", "energy-libs")
+DISTRIBUTIONS = (
+    "energy-common",
+    "energy-auth",
+    "energy-monitoring",
+    "energy-messaging",
+    "energy-migrate",
+    "energy-libs-compat",
+    "energy-libs",
+)
 LEAVES = ("energy-common", "energy-auth", "energy-monitoring", "energy-messaging")
+# The migration tools: installed alone like the leaves, never in a leaf's closure.
+TOOLS = ("energy-migrate", "energy-libs-compat")
+TOOL_ONLY = {"energy-migrate", "energy-libs-compat", "libcst"}
+# Modules imported in the fresh venv beyond the import packages (the shim's packages
+# import nothing; its alias modules import energy-common).
+PROBED_MODULES = {"energy-libs-compat": ("libs.common.exceptions", "infrastructure.logging")}
 # The key facts, stated explicitly on top of the computed closures (distribution names).
 FORBIDDEN = {
     "energy-messaging": {"fastapi", "sqlalchemy", "redis", "httpx"},
@@ -46,6 +60,7 @@ EXTRAS_OF_META = {
     "redis",
     "httpx",
     "psutil",
+    "bcrypt",
     "amqtt",
     "opentelemetry-exporter-otlp-proto-http",
 }
@@ -210,7 +225,10 @@ def installs(  # noqa: PLR0917 - pytest injects fixtures by name
             env=env,
         )  # fmt: skip
         expected = closure(Requirement(pin), resolver_index)
-        imports = [dist.import_name] if dist.import_name else [built_distributions[leaf].import_name for leaf in LEAVES]
+        if dist.import_names:
+            imports = [*dist.import_names, *PROBED_MODULES.get(name, ())]
+        else:
+            imports = [import_name for leaf in LEAVES for import_name in built_distributions[leaf].import_names]
         report = json.loads(run_cmd([python, "-I", "-c", PROBE, *imports], env=env))
         return Installed(
             name=name,
@@ -222,10 +240,10 @@ def installs(  # noqa: PLR0917 - pytest injects fixtures by name
         )
 
     # The meta-package first: it fills the session's uv cache with every wheel, so the
-    # four leaf installs that follow (concurrently) download nothing again.
+    # leaf and tool installs that follow (concurrently) download (almost) nothing again.
     results = {"energy-libs": install("energy-libs")}
     with ThreadPoolExecutor(max_workers=len(LEAVES)) as pool:
-        results.update((result.name, result) for result in pool.map(install, LEAVES))
+        results.update((result.name, result) for result in pool.map(install, (*LEAVES, *TOOLS)))
     return results
 
 
@@ -239,9 +257,9 @@ def test_wheel_and_sdist_carry_version_classifier_and_marker(built_distributions
     info = read_wheel(dist.wheel)
     assert str(info.version) == dist.hatch_version
     assert "Private :: Do Not Upload" in (info.metadata.get_all("Classifier") or [])
-    if dist.import_name:
-        assert f"{dist.import_name}/py.typed" in info.files
-        assert info.top_level == {dist.import_name}
+    if dist.import_names:
+        assert {f"{import_name}/py.typed" for import_name in dist.import_names} <= info.files
+        assert info.top_level == set(dist.import_names)
     else:
         assert info.top_level == set(), "the meta-package ships no code"
     with tarfile.open(dist.sdist) as sdist:
@@ -281,6 +299,25 @@ def test_light_distributions_stay_light(installs, name, forbidden):
     installed = installs[name]
     assert not forbidden & set(installed.distributions)
     assert not forbidden & installed.modules
+
+
+@pytest.mark.parametrize("name", ["energy-libs", *LEAVES])
+def test_migration_tools_stay_out_of_the_libraries(installs, name):
+    """No library (nor the meta-package) installs or imports libcst, the codemod or the shim."""
+    installed = installs[name]
+    assert not TOOL_ONLY & set(installed.distributions)
+    assert not {"libcst", "energy_migrate", "libs", "infrastructure"} & installed.modules
+
+
+def test_migration_tools_bring_only_what_they_need(installs):
+    """energy-migrate needs none of the libraries; the shim alone brings energy-common core and nothing heavy."""
+    migrate = installs["energy-migrate"]
+    assert not set(LEAVES) & set(migrate.distributions)
+    assert "libcst" in migrate.distributions
+    compat = installs["energy-libs-compat"]
+    assert set(LEAVES) & set(compat.distributions) == {"energy-common"}
+    assert not FORBIDDEN["energy-common"] & set(compat.distributions)
+    assert {"libs", "infrastructure", "energy_common"} <= compat.modules
 
 
 def test_meta_package_brings_all_four_with_all_extras(installs, resolver_index):

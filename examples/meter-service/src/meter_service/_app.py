@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from energy_auth.fastapi import install_auth
 from energy_common.health.router import health_router
 from energy_common.middleware import setup_middleware
+from energy_common.proxies import TrustedProxies
 from energy_monitoring.web import add_metrics_route, instrumentation_middleware
 from fastapi import APIRouter, FastAPI
 
@@ -66,6 +67,7 @@ def create_app(settings: MeterSettings | None = None) -> FastAPI:
     app.state.runtime = None  # set while serving (requests get 503 before and after)
     app.state.meter = runtime
     app.state.rate_limiter = runtime.limiter
+    app.state.trusted_proxies = TrustedProxies.parse(settings.trusted_proxies)  # client addresses for the limits
     setup_middleware(
         app, settings, instrumentation=instrumentation_middleware(registry=runtime.metrics, exclude_paths=_UNOBSERVED)
     )

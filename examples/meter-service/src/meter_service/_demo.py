@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Generator
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 import uvicorn
 from energy_common.health import redact_url
@@ -20,7 +20,7 @@ from meter_service._app import create_app
 from meter_service._runtime import MeterRuntime
 from meter_service._settings import MeterSettings
 
-__all__ = ["DemoServer", "banner", "run_demo", "summary_line"]
+__all__ = ["DemoServer", "banner", "run_demo", "server_config", "summary_line"]
 
 
 class DemoServer(uvicorn.Server):
@@ -133,12 +133,28 @@ async def _report(server: DemoServer, app: FastAPI, out: TextIO, every: float) -
         previous, last = runtime.ingestor.stats.stored, now
 
 
+def server_config(app: Any, settings: MeterSettings) -> uvicorn.Config:
+    """uvicorn's configuration for the service.
+
+    ``proxy_headers=False``: uvicorn would otherwise trust ``X-Forwarded-For`` from
+    127.0.0.1 and rewrite the peer address; the service reads forwarded addresses itself,
+    only from ``TRUSTED_PROXIES`` (see ``energy_common.proxies``).
+    """
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        proxy_headers=False,
+    )
+
+
 async def run_demo(settings: MeterSettings, *, duration: float | None, every: float, out: TextIO) -> int:
     """Serve until Ctrl-C/SIGTERM (or ``duration`` seconds); return the process exit code."""
     app = create_app(settings)
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on"
-    )
+    config = server_config(app, settings)
     server = DemoServer(config)
     reporter = asyncio.create_task(_report(server, app, out, every), name="meter-demo-summary")
     stopper: asyncio.Task[None] | None = None

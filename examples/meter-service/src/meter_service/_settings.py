@@ -82,6 +82,12 @@ class MeterSettings(Settings):
     write_rate_limit: int = Field(default=60, ge=1)
     command_rate_limit: int = Field(default=20, ge=1)
     token_rate_limit: int = Field(default=20, ge=1)
+    # Failed sign-ins per (user, client address) before that pair is locked out (60 s,
+    # doubling per repeat, at most 15 min); never a lock of the user as a whole.
+    login_failure_limit: int = Field(default=5, ge=1)
+    # Proxies whose X-Forwarded-For is believed ("10.0.0.0/8, 127.0.0.1"); none by default,
+    # so every client address is the TCP peer. Otherwise the right-most untrusted hop.
+    trusted_proxies: str = ""
     rate_limit_window: float = Field(default=60, gt=0)
     command_timeout: float = Field(default=10, gt=0, le=120)
 

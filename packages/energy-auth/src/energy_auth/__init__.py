@@ -23,9 +23,11 @@ from energy_auth._api_keys import (
     APIKeyRecord,
     APIKeyStore,
     InMemoryAPIKeyStore,
+    MutableAPIKeyStore,
     NewAPIKey,
     generate_api_key,
     hash_api_key,
+    rotate_api_key,
 )
 from energy_auth._claims import TokenType
 from energy_auth._errors import (
@@ -54,6 +56,7 @@ from energy_auth._errors import (
 from energy_auth._jwks import JWKSFetcher, JWKSVerifier, jwks_url_fetcher
 from energy_auth._keys import SUPPORTED_ALGORITHMS, JWTKey
 from energy_auth._keyset import KeySet
+from energy_auth._legacy_hashes import LEGACY_SCHEMES, LegacyScheme
 from energy_auth._passwords import PasswordHasher
 from energy_auth._permissions import DEFAULT_ROLE_HIERARCHY, PermissionChecker, RoleHierarchy
 from energy_auth._policy import (
@@ -65,12 +68,14 @@ from energy_auth._policy import (
 )
 from energy_auth._principal import Principal
 from energy_auth._revocation import InMemoryRevocationStore, RevocationStore
+from energy_auth._throttle import LoginThrottle, ThrottleStore
 from energy_auth._tokens import TokenManager, TokenPair
 from energy_auth._topics import filter_covers, topic_matches
 
 __all__ = [
     "DEFAULT_ACCESS_POLICY",
     "DEFAULT_ROLE_HIERARCHY",
+    "LEGACY_SCHEMES",
     "SUPPORTED_ALGORITHMS",
     "APIKeyAuthenticator",
     "APIKeyRecord",
@@ -90,9 +95,12 @@ __all__ = [
     "JWKSVerifier",
     "JWTKey",
     "KeySet",
+    "LegacyScheme",
+    "LoginThrottle",
     "MalformedTokenError",
     "MissingClaimError",
     "MissingCredentialsError",
+    "MutableAPIKeyStore",
     "NewAPIKey",
     "PasswordHasher",
     "PasswordPolicyError",
@@ -104,6 +112,7 @@ __all__ = [
     "RoleHierarchy",
     "RolePolicy",
     "RoleRequiredError",
+    "ThrottleStore",
     "TokenExpiredError",
     "TokenManager",
     "TokenNotYetValidError",
@@ -119,6 +128,7 @@ __all__ = [
     "generate_api_key",
     "hash_api_key",
     "jwks_url_fetcher",
+    "rotate_api_key",
     "topic_allowed",
     "topic_matches",
 ]

@@ -16,13 +16,15 @@ from energy_auth._errors import (
     WrongTokenTypeError,
 )
 
-__all__ = ["RESERVED_CLAIMS", "TYPE_CLAIM", "ClaimRules", "TokenType", "validate_claims"]
+__all__ = ["FAMILY_CLAIM", "RESERVED_CLAIMS", "TYPE_CLAIM", "ClaimRules", "TokenType", "validate_claims"]
 
 TokenType = Literal["access", "refresh"]
 """The two token types: ``access`` for API calls, ``refresh`` to get a new pair."""
 
 TYPE_CLAIM = "type"
-RESERVED_CLAIMS = frozenset({"exp", "iat", "nbf", "jti", TYPE_CLAIM, "iss", "aud"})
+# The session (refresh-token family) a token belongs to.
+FAMILY_CLAIM = "fam"
+RESERVED_CLAIMS = frozenset({"exp", "iat", "nbf", "jti", TYPE_CLAIM, FAMILY_CLAIM, "iss", "aud"})
 # 9999-12-31T23:59:59Z: later "times" are hostile and would overflow datetime and Redis TTLs.
 MAX_TIMESTAMP = 253_402_300_799
 MAX_JTI_LENGTH = 256

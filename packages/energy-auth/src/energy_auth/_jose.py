@@ -1,6 +1,6 @@
 """The decode boundary: strict JWS compact parsing before any claim is trusted.
 
-Every step that can fail on hostile input (length, segment alphabet, base64, UTF-8,
+Every step that can fail on hostile input (length, segment alphabet, canonical base64, UTF-8,
 JSON with duplicate names, non-finite numbers or deep nesting, header fields) raises a
 typed :class:`~energy_auth.MalformedTokenError`, never a bare ``ValueError``,
 ``RecursionError`` or ``OverflowError``. The algorithm comes from the key the verifier
@@ -67,9 +67,14 @@ def b64encode(data: bytes) -> bytes:
 
 def _b64decode(segment: bytes, what: str) -> bytes:
     try:
-        return base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
+        data = base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
     except (binascii.Error, ValueError) as exc:
         raise MalformedTokenError(f"The token's {what} segment is not valid base64url.") from exc
+    # The decoder ignores the unused low bits of the last character, so several texts
+    # decode to the same bytes: accept only the canonical one (no malleable signatures).
+    if b64encode(data) != segment:
+        raise MalformedTokenError(f"The token's {what} segment is not canonical base64url.")
+    return data
 
 
 def _too_deep(obj: dict[str, Any]) -> bool:
@@ -157,6 +162,8 @@ def parse_token(token: object, max_bytes: int = DEFAULT_MAX_TOKEN_BYTES) -> Pars
         raise MalformedTokenError("The token header's 'kid' must be a non-empty string of at most 256 characters.")
     if "crit" in header:
         raise MalformedTokenError("The token header lists critical extensions this verifier does not support.")
+    if "b64" in header and header["b64"] is not True:  # RFC 7797 unencoded payloads change what is signed
+        raise MalformedTokenError("The token header asks for an unencoded payload (b64), which is not supported.")
     return ParsedToken(header, algorithm, kid, data[: match.end(2)], match.group(2), match.group(3))
 
 

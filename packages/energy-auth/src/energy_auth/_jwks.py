@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 from energy_common.exceptions import ConfigurationError
 
 from energy_auth._claims import ClaimRules, TokenType, validate_claims
-from energy_auth._errors import JWKSUnavailableError, TokenRevokedError, UnknownKeyError
+from energy_auth._errors import JWKSUnavailableError, UnknownKeyError
 from energy_auth._jose import DEFAULT_MAX_TOKEN_BYTES, parse_token, select_key, verify_signature
 from energy_auth._keyset import KeySet
-from energy_auth._revocation import RevocationStore
+from energy_auth._revocation import RevocationStore, check_revocation
 from energy_auth._tokens import audiences_of, seconds
 
 __all__ = ["JWKSFetcher", "JWKSVerifier", "jwks_url_fetcher"]
@@ -137,8 +137,8 @@ class JWKSVerifier:
             key = select_key(parsed, self.keys)
         payload = verify_signature(parsed, key)
         validate_claims(payload, token_type, self._rules)
-        if self.revocation_store is not None and await self.revocation_store.is_revoked(payload["jti"]):
-            raise TokenRevokedError()
+        if self.revocation_store is not None:
+            await check_revocation(self.revocation_store, payload)
         return payload
 
 

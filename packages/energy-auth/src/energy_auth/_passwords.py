@@ -1,16 +1,24 @@
-"""Password hashing with argon2id at RFC 9106 / OWASP strength, sync and async."""
+"""Password hashing with argon2id at RFC 9106 / OWASP strength, sync and async.
+
+Hashes made by passlib's common schemes (bcrypt, PBKDF2, SHA-crypt) verify when the
+service opts in with ``legacy_schemes``, and are upgraded to argon2id on login.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Self
 
 import argon2
 from argon2.exceptions import HashingError, InvalidHashError, VerificationError
+from energy_common._extras import missing_extra
+from energy_common.exceptions import ConfigurationError
 
 from energy_auth._errors import InvalidCredentialsError, PasswordPolicyError
+from energy_auth._legacy_hashes import LEGACY_SCHEMES, LegacyScheme, identify_scheme, verify_legacy
 
 __all__ = ["DEFAULT_MAX_PASSWORD_BYTES", "PasswordHasher"]
 
@@ -34,6 +42,17 @@ class PasswordHasher:
         max_password_bytes: Longer passwords (UTF-8) are refused, against hashing DoS.
         max_workers: Threads of the executor behind the async methods; with ``m`` MiB
             per hash this bounds memory to ``max_workers * m``.
+        legacy_schemes: passlib schemes whose hashes :meth:`verify` also accepts (opt-in,
+            for user tables made before the move): any of ``"bcrypt"`` (extra
+            ``legacy``), ``"pbkdf2_sha256"``, ``"pbkdf2_sha512"``, ``"sha256_crypt"``,
+            ``"sha512_crypt"``. Such a hash always :meth:`needs_rehash`, so
+            :meth:`verify_and_update` and :meth:`authenticate` return its argon2id
+            replacement on the first successful login.
+
+    Raises:
+        ConfigurationError: ``legacy_schemes`` names a scheme that is not supported.
+        ImportError: ``"bcrypt"`` is listed but the ``bcrypt`` package is missing; the
+            message names the extra (``pip install 'energy-auth[legacy]'``).
 
     Example:
         >>> hasher = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)  # cheap, for tests
@@ -52,7 +71,21 @@ class PasswordHasher:
         salt_len: int = 16,
         max_password_bytes: int = DEFAULT_MAX_PASSWORD_BYTES,
         max_workers: int = 2,
+        legacy_schemes: Iterable[LegacyScheme] = (),
     ) -> None:
+        schemes = frozenset(legacy_schemes)
+        unknown = schemes - LEGACY_SCHEMES
+        if unknown:
+            raise ConfigurationError(
+                f"Unsupported legacy password schemes {sorted(unknown)}; choose from {sorted(LEGACY_SCHEMES)}.",
+                {"unsupported": sorted(unknown)},
+            )
+        if "bcrypt" in schemes:
+            try:
+                import bcrypt  # noqa: F401, PLC0415 - checked here so a missing extra fails at startup
+            except ImportError as exc:
+                raise missing_extra("energy-auth", "legacy", exc) from exc
+        self.legacy_schemes: frozenset[str] = schemes
         self._hasher = argon2.PasswordHasher(
             time_cost=time_cost,
             memory_cost=memory_cost,
@@ -104,15 +137,16 @@ class PasswordHasher:
             raw = self._encode(password)
         except PasswordPolicyError:
             return False
-        if not isinstance(stored_hash, str) or not stored_hash.startswith("$argon2"):
-            return False
-        try:
-            return self._hasher.verify(stored_hash, raw)
-        except (VerificationError, InvalidHashError, ValueError, TypeError):
-            return False
+        if isinstance(stored_hash, str) and stored_hash.startswith("$argon2"):
+            try:
+                return self._hasher.verify(stored_hash, raw)
+            except (VerificationError, InvalidHashError, ValueError, TypeError):
+                return False
+        scheme = identify_scheme(stored_hash)  # None for anything else, including non-strings
+        return scheme is not None and scheme in self.legacy_schemes and verify_legacy(scheme, raw, stored_hash)
 
     def needs_rehash(self, stored_hash: str) -> bool:
-        """Tell whether ``stored_hash`` was made with other parameters (or is malformed)."""
+        """Tell whether ``stored_hash`` was made with other parameters, another scheme (legacy) or is malformed."""
         try:
             return self._hasher.check_needs_rehash(stored_hash)
         except (InvalidHashError, ValueError, TypeError, AttributeError):  # AttributeError: not a string at all

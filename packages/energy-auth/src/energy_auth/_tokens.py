@@ -12,12 +12,19 @@ from typing import Any
 
 from energy_common.exceptions import ConfigurationError, ValidationError
 
-from energy_auth._claims import RESERVED_CLAIMS, TYPE_CLAIM, ClaimRules, TokenType, validate_claims
+from energy_auth._claims import FAMILY_CLAIM, RESERVED_CLAIMS, TYPE_CLAIM, ClaimRules, TokenType, validate_claims
 from energy_auth._errors import MissingClaimError, TokenRevokedError
 from energy_auth._jose import DEFAULT_MAX_TOKEN_BYTES, b64encode, parse_token, select_key, verify_signature
 from energy_auth._keys import HMAC_MIN_BYTES, JWTKey
 from energy_auth._keyset import KeySet
-from energy_auth._revocation import RevocationStore
+from energy_auth._revocation import (
+    FAMILY_PREFIX,
+    RevocationStore,
+    check_revocation,
+    floor_ms,
+    session_revoked,
+    token_status,
+)
 
 __all__ = ["TokenManager", "TokenPair", "seconds"]
 
@@ -131,7 +138,7 @@ class TokenManager:
 
     # ------------------------------------------------------------------ issuing
 
-    def _encode(self, claims: Mapping[str, Any], token_type: TokenType, ttl: float) -> str:
+    def _encode(self, claims: Mapping[str, Any], token_type: TokenType, ttl: float, family: str | None = None) -> str:
         key = self.keys.signing_key
         if key is None:
             raise ConfigurationError("This TokenManager holds only public keys and cannot issue tokens.")
@@ -143,15 +150,19 @@ class TokenManager:
             )
         if "sub" in claims and not isinstance(claims["sub"], str):
             raise ValidationError("The 'sub' claim must be a string.", {"claim": "sub"})
-        now = int(self._clock())
+        issued = self._clock()
+        now = int(issued)
         payload: dict[str, Any] = {
             **claims,
-            "iat": now,
+            # Millisecond precision: a token issued right after revoke_all() is newer than it.
+            "iat": floor_ms(issued),
             "nbf": now,
             "exp": now + max(1, int(ttl)),
             "jti": uuid.uuid4().hex,
             TYPE_CLAIM: token_type,
         }
+        if family is not None:
+            payload[FAMILY_CLAIM] = family
         if self.issuer is not None:
             payload["iss"] = self.issuer
         if self._audience_claim is not None:
@@ -182,8 +193,15 @@ class TokenManager:
         ttl = self.access_ttl if expires_in is None else seconds(expires_in, "expires_in")
         return self._encode(claims or {}, "access", ttl)
 
-    def create_refresh_token(self, subject: str, *, expires_in: timedelta | float | None = None) -> str:
+    def create_refresh_token(
+        self, subject: str, *, expires_in: timedelta | float | None = None, family: str | None = None
+    ) -> str:
         """Issue a refresh token for ``subject`` (it carries no other application claims).
+
+        Args:
+            subject: The user.
+            expires_in: Lifetime instead of ``refresh_ttl``.
+            family: The session (``fam`` claim) it belongs to; default: a new one.
 
         Raises:
             ValidationError: ``subject`` is empty or not a string.
@@ -191,12 +209,19 @@ class TokenManager:
         if not isinstance(subject, str) or not subject:
             raise ValidationError("A refresh token needs a non-empty subject string.")
         ttl = self.refresh_ttl if expires_in is None else seconds(expires_in, "expires_in")
-        return self._encode({"sub": subject}, "refresh", ttl)
+        return self._encode({"sub": subject}, "refresh", ttl, family or uuid.uuid4().hex)
 
-    def create_token_pair(self, subject: str, claims: Mapping[str, Any] | None = None) -> TokenPair:
-        """Issue an access token (``sub`` = ``subject`` plus ``claims``) and a refresh token."""
-        access = self.create_access_token({**(claims or {}), "sub": subject})
-        return TokenPair(access, self.create_refresh_token(subject), int(self.access_ttl))
+    def create_token_pair(
+        self, subject: str, claims: Mapping[str, Any] | None = None, *, family: str | None = None
+    ) -> TokenPair:
+        """Issue an access token (``sub`` = ``subject`` plus ``claims``) and a refresh token of one session.
+
+        Both carry the session's family id (``fam``, new unless given), so replaying the
+        refresh token later revokes both, and every pair refreshed from them.
+        """
+        family = family or uuid.uuid4().hex
+        access = self._encode({**(claims or {}), "sub": subject}, "access", self.access_ttl, family)
+        return TokenPair(access, self.create_refresh_token(subject, family=family), int(self.access_ttl))
 
     # ------------------------------------------------------------------ verifying
 
@@ -233,8 +258,8 @@ class TokenManager:
             InvalidTokenError: A subclass naming the reason (``TokenRevokedError`` if revoked).
         """
         payload = self._decode(token, token_type)
-        if self.revocation_store is not None and await self.revocation_store.is_revoked(payload["jti"]):
-            raise TokenRevokedError()
+        if self.revocation_store is not None:
+            await check_revocation(self.revocation_store, payload)
         return payload
 
     # ------------------------------------------------------------------ refresh and revoke
@@ -248,10 +273,11 @@ class TokenManager:
         return self.revocation_store
 
     async def refresh(self, refresh_token: str | bytes, *, claims: Mapping[str, Any] | None = None) -> TokenPair:
-        """Exchange a refresh token for a new pair; the old refresh token is revoked.
+        """Exchange a refresh token for a new pair of the same session; the old refresh token is revoked.
 
-        A refresh token works once: a second use (a replay, or a racing request) raises
-        :class:`TokenRevokedError`.
+        A refresh token works once. A second use — a replay, or a racing request — is
+        treated as theft (RFC 9700 §4.14.2): it revokes the whole session (every token
+        of its family, the attacker's and the victim's) and raises :class:`TokenRevokedError`.
 
         Args:
             refresh_token: The refresh token.
@@ -263,13 +289,21 @@ class TokenManager:
             ConfigurationError: No revocation store is configured.
         """
         store = self._store("refresh()")
-        payload = await self.verify_token_async(refresh_token, "refresh")
+        payload = self._decode(refresh_token, "refresh")
         subject = payload.get("sub")
         if not isinstance(subject, str):
             raise MissingClaimError("The refresh token lacks the 'sub' claim.", {"claim": "sub"})
-        if not await store.revoke(payload["jti"], payload["exp"] + self.leeway):
-            raise TokenRevokedError("The refresh token was already used; sign in again.")
-        return self.create_token_pair(subject, claims)
+        family = payload.get(FAMILY_CLAIM)
+        family = family if isinstance(family, str) and family else None
+        state = await token_status(store, payload)
+        error = session_revoked(state, payload["iat"])
+        if error is not None:
+            raise error
+        if state.token or not await store.revoke(payload["jti"], payload["exp"] + self.leeway):
+            if family is not None:
+                await store.revoke(FAMILY_PREFIX + family, self._clock() + self.refresh_ttl + self.leeway)
+            raise TokenRevokedError("The refresh token was already used, so this session is revoked; sign in again.")
+        return self.create_token_pair(subject, claims, family=family)
 
     async def revoke(self, token: str | bytes) -> None:
         """Revoke a valid access or refresh token until it expires.
@@ -281,6 +315,37 @@ class TokenManager:
         store = self._store("revoke()")
         payload = self._decode(token, None)
         await store.revoke(payload["jti"], payload["exp"] + self.leeway)
+
+    async def revoke_session(self, token: str | bytes) -> None:
+        """Revoke every token of the session (family) ``token`` belongs to, e.g. on logout.
+
+        Raises:
+            InvalidTokenError: The token is not valid.
+            ConfigurationError: No revocation store is configured.
+        """
+        store = self._store("revoke_session()")
+        payload = self._decode(token, None)
+        family = payload.get(FAMILY_CLAIM)
+        if isinstance(family, str) and family:
+            await store.revoke(FAMILY_PREFIX + family, self._clock() + self.refresh_ttl + self.leeway)
+        await store.revoke(payload["jti"], payload["exp"] + self.leeway)
+
+    async def revoke_all(self, subject: str) -> None:
+        """Sign ``subject`` out everywhere: every token issued to it until now is refused.
+
+        One write; every verification reads it in the same round trip as the ``jti``
+        check. Tokens issued after the call (a new sign-in) are accepted.
+
+        Raises:
+            ValidationError: ``subject`` is empty or not a string.
+            ConfigurationError: No revocation store is configured.
+        """
+        store = self._store("revoke_all()")
+        if not isinstance(subject, str) or not subject:
+            raise ValidationError("revoke_all needs a non-empty subject string.")
+        now = self._clock()
+        lifetime = max(self.access_ttl, self.refresh_ttl) + self.leeway
+        await store.revoke_subject(subject, floor_ms(now), now + lifetime)
 
     def jwks(self) -> dict[str, Any]:
         """Return the JWKS document of the public keys, to serve to verifying services."""

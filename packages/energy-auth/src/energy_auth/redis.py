@@ -1,7 +1,10 @@
 """The Redis revocation store (extra ``redis``): revoked ``jti`` values shared by every replica.
 
 Each revoked ``jti`` is one key ``<prefix><jti>`` set with ``NX`` and a TTL that ends
-when the token would have expired anyway, so the store never grows without bound.
+when the token would have expired anyway, so the store never grows without bound. A
+revoked family is the key ``<prefix>family:<id>``; a subject's not-before time the key
+``<prefix>subject:<sub>`` (kept while tokens issued before it could still be valid).
+:meth:`RedisRevocationStore.status` reads all three in one pipelined round trip.
 Redis failures become :class:`~energy_common.exceptions.CacheConnectionError` (503):
 authentication fails closed rather than accepting a possibly revoked token.
 """
@@ -10,11 +13,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from energy_common._extras import missing_extra
 from energy_common.exceptions import CacheConnectionError, CacheError
+
+from energy_auth._revocation import FAMILY_PREFIX, RevocationStatus
 
 try:
     from redis import exceptions as redis_exceptions
@@ -23,6 +28,17 @@ except ImportError as exc:  # pragma: no cover - exercised by the packaging test
     raise missing_extra("energy-auth", "redis", exc) from exc
 
 __all__ = ["RedisRevocationStore"]
+
+# SET the not-before time unless a later one is stored; refresh the TTL either way.
+_KEEP_LATEST = """
+local current = redis.call('GET', KEYS[1])
+if current and tonumber(current) >= tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
 
 
 class RedisRevocationStore:
@@ -50,8 +66,11 @@ class RedisRevocationStore:
         self._clock = clock
 
     async def _call(self, action: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._guarded(lambda: getattr(self._client, action)(*args, **kwargs))
+
+    async def _guarded(self, call: Callable[[], Awaitable[Any]]) -> Any:
         try:
-            return await getattr(self._client, action)(*args, **kwargs)
+            return await call()
         except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError) as exc:
             raise CacheConnectionError(
                 "The token revocation store (Redis) is unreachable; authentication is refused until it is back."
@@ -67,6 +86,32 @@ class RedisRevocationStore:
     async def is_revoked(self, jti: str) -> bool:
         """Tell whether ``jti`` is revoked."""
         return bool(await self._call("exists", self.key_prefix + jti))
+
+    def _subject_key(self, subject: str) -> str:
+        return f"{self.key_prefix}subject:{subject}"
+
+    async def revoke_subject(self, subject: str, not_before: float, expires_at: float) -> None:
+        """Revoke ``subject``'s tokens issued before ``not_before`` until ``expires_at`` (a later time wins)."""
+        ttl_ms = max(math.ceil((float(expires_at) - self._clock()) * 1000), 1000)
+        await self._call("eval", _KEEP_LATEST, 1, self._subject_key(subject), repr(float(not_before)), ttl_ms)
+
+    async def status(self, jti: str, family: str | None, subject: str | None) -> RevocationStatus:
+        """The revocation state of one token, in one pipelined round trip."""
+
+        async def run() -> list[Any]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.exists(self.key_prefix + jti)
+                if family is not None:
+                    pipe.exists(self.key_prefix + FAMILY_PREFIX + family)
+                if subject is not None:
+                    pipe.get(self._subject_key(subject))
+                return list(await pipe.execute())
+
+        results = await self._guarded(run)
+        token = bool(results.pop(0))
+        revoked_family = bool(results.pop(0)) if family is not None else False
+        raw = results.pop(0) if subject is not None else None
+        return RevocationStatus(token, revoked_family, float(raw) if isinstance(raw, bytes | str) else None)
 
     def __repr__(self) -> str:
         return f"RedisRevocationStore(key_prefix={self.key_prefix!r})"

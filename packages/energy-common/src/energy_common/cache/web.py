@@ -29,6 +29,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from energy_common.cache._common import CacheKey
 from energy_common.cache._ratelimit import FailurePolicy, RateLimitCache, RateLimitResult
 from energy_common.exceptions import ConfigurationError, RateLimitExceededError
+from energy_common.proxies import client_address
 
 __all__ = ["client_ip", "rate_limit"]
 
@@ -37,8 +38,12 @@ STATE_ATTRIBUTE = "rate_limiter"
 
 
 def client_ip(request: Request) -> CacheKey:
-    """Default key: the client's address as seen by the server (behind a proxy, use the proxy middleware)."""
-    return ("ip", request.client.host if request.client else "unknown")
+    """Default key: the client's address (:func:`energy_common.proxies.client_address`).
+
+    The TCP peer, or behind proxies listed in ``app.state.trusted_proxies`` the right-most
+    untrusted ``X-Forwarded-For`` hop; a header from anyone else is ignored.
+    """
+    return ("ip", client_address(request.scope))
 
 
 def _limiter(request: Request, limiter: RateLimitCache | None) -> RateLimitCache:
