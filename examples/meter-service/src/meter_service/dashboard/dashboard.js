@@ -110,7 +110,7 @@ async function refreshMeters() {
     row.dataset.device = meter.device_id;
     row.classList.toggle("selected", meter.device_id === state.selected);
     const kwh = state.summaries.get(meter.device_id);
-    const seen = meter.last_seen ? new Date(meter.last_seen * 1000).toLocaleTimeString() : "–";
+    const seen = meter.latest ? new Date(meter.latest.ts).toLocaleTimeString() : "–";
     const cells = [
       meter.device_id,
       null,
@@ -165,7 +165,9 @@ function svg(name, attributes, text) {
 
 function draw(readings) {
   const chart = $("chart");
-  const width = 640, height = 240, left = 48, right = 8, top = 10, bottom = 22;
+  // Drawn in the element's own pixels (no scaling, so the labels keep their shape).
+  const width = Math.max(320, chart.clientWidth || 640), height = 240, left = 48, right = 12, top = 10, bottom = 22;
+  chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
   const now = Date.now();
   const from = now - WINDOW_MS;
   const peak = Math.max(1000, ...readings.map((r) => r.power_w));
@@ -180,7 +182,8 @@ function draw(readings) {
   }
   for (let minutes = 5; minutes >= 0; minutes--) {
     const ts = now - minutes * 60000;
-    parts.push(svg("text", { x: x(ts), y: height - 6, "text-anchor": "middle" }, minutes ? `-${minutes} min` : "now"));
+    const anchor = minutes === 5 ? "start" : minutes === 0 ? "end" : "middle";
+    parts.push(svg("text", { x: x(ts), y: height - 6, "text-anchor": anchor }, minutes ? `-${minutes} min` : "now"));
   }
   const points = readings.filter((r) => r.ts >= from).map((r) => `${x(r.ts).toFixed(1)},${y(r.power_w).toFixed(1)}`);
   parts.push(svg("polyline", { class: "line", points: points.join(" ") }));
