@@ -26,6 +26,7 @@ import pytest
 
 pytest.importorskip("meter_service")
 
+NO_VALUE = "\u2013"  # the page's placeholder (an en dash) before a value arrives
 _ENGINE_VARIABLES = ("DATABASE_URL", "REDIS_URL", "MQTT_URL", "ENVIRONMENT", "TRACING_EXPORTER", "DATA_DIR")
 PASSWORD = "dashboard-test-password"
 
@@ -109,7 +110,7 @@ def test_the_dashboard_shows_the_meters_live_and_sends_a_command(demo: tuple[str
 
     def filled() -> list[list[str]]:
         cells = meter_cells()
-        return cells if all(row[2] != "–" and row[3] != "–" for row in cells) else []
+        return cells if all(row[2] != NO_VALUE and row[3] != NO_VALUE for row in cells) else []
 
     cells = _wait(filled, 15, "power and today's energy of every meter")
     assert [row[0] for row in cells] == [f"meter-{index:03d}" for index in range(1, 11)]
