@@ -357,7 +357,9 @@ def chromium() -> Iterator[Any]:
     browser = shutil.which("chromium")
     driver = shutil.which("chromedriver")
     if browser is None or driver is None:
-        unavailable("Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+        unavailable(
+            "Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+        )
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
