@@ -80,7 +80,7 @@ def create_app(settings: MeterSettings | None = None) -> FastAPI:
     add_metrics_route(app, registry=runtime.metrics)
     app.include_router(health_router(runtime.health, details=not settings.is_production))
     api = APIRouter(prefix=API_PREFIX, responses=_API_ERRORS)
-    api.include_router(auth_router(settings), responses=error_responses(401, 413, 429))
+    api.include_router(auth_router(settings), responses=error_responses(400, 401, 413, 429))
     api.include_router(devices_router(settings))
     # known_device: 404 for an unknown meter, as GET /devices/{id} (after the 401/403 checks).
     api.include_router(

@@ -64,7 +64,7 @@ def devices_router(settings: MeterSettings) -> APIRouter:
     write = limited_permission("devices:write", limit=settings.write_rate_limit, window=window, name="devices-write")
     send = limited_permission("commands:send", limit=settings.command_rate_limit, window=window, name="commands")
 
-    @router.post("", status_code=http_status.HTTP_201_CREATED, responses=error_responses(413, 429))
+    @router.post("", status_code=http_status.HTTP_201_CREATED, responses=error_responses(400, 413, 429))
     async def register(
         body: DeviceIn, runtime: Runtime, _user: Annotated[Principal, Depends(write)]
     ) -> APIResponse[DeviceOut]:
@@ -107,7 +107,7 @@ def devices_router(settings: MeterSettings) -> APIRouter:
         await runtime.devices.unregister_device(device_id)
         return APIResponse.success(None, message="Device removed")
 
-    @router.post("/{device_id}/commands", responses=error_responses(404, 409, 413, 429, 502, 504))
+    @router.post("/{device_id}/commands", responses=error_responses(400, 404, 409, 413, 429, 502, 504))
     async def send_command(
         device_id: DeviceId, body: CommandRequest, runtime: Runtime, _user: Annotated[Principal, Depends(send)]
     ) -> APIResponse[CommandResult]:

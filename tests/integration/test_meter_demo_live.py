@@ -1,15 +1,20 @@
-"""The demo's live dashboard in a real headless browser (Debian's chromium through selenium).
+"""The running demo seen from outside: its dashboard and /docs in a real browser, its API by schemathesis.
 
 The demo runs as the newcomer starts it (``python -m meter_service``, ten simulated
-meters, its own fresh data directory) on a free loopback port. The browser logs in with
-the banner's password, sees the ten meters with their state, power and today's energy,
-watches the chart of the selected meter move and the ingestion rate appear, sends a
-command and reads the meter's reply, then an unknown command and reads the refusal.
-Nothing is loaded from outside the service (the page would fail under its CSP).
+meters, its own fresh data directory) on a free loopback port.
+
+* Debian's headless chromium (through selenium and Debian's chromium-driver) logs in
+  with the banner's password, sees the ten meters with their state, power and today's
+  energy, watches the chart of the selected meter move and the ingestion rate appear,
+  sends a command and reads the meter's reply, then an unknown command and its refusal.
+  Nothing is loaded from outside the service (the page would fail under its CSP).
+* schemathesis generates requests for every operation of ``/openapi.json`` (seeded) and
+  checks that each status the API answers is documented for that operation.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -169,3 +174,35 @@ def test_swagger_ui_renders_offline(demo: tuple[str, Path], chromium: Any) -> No
     paths = {element.text for element in chromium.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
     assert "/api/v1/devices/{device_id}/commands" in {path.replace("\u200b", "") for path in paths}
     assert not [entry for entry in chromium.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def _token(base: str) -> str:
+    body = json.dumps({"username": "admin", "password": PASSWORD}).encode()
+    request = urllib.request.Request(  # noqa: S310 - loopback http only
+        f"{base}/api/v1/auth/token", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback http only
+        return str(json.load(response)["data"]["access_token"])
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_every_answered_status_documented(demo: tuple[str, Path], tmp_path: Path) -> None:
+    """Generated requests to every operation get only statuses, content types and headers the schema documents."""
+    st = Path(sys.executable).parent / "st"
+    if not st.exists():
+        pytest.skip("schemathesis is not installed in this environment (dependency group 'tools')")
+    base, _ = demo
+    checks = "status_code_conformance,content_type_conformance,response_headers_conformance,allow_header_conformance"
+    argv = [str(st), "run", f"{base}/openapi.json", "--checks", checks, "--max-examples", "10", "--seed", "18"]
+    argv += ["--header", f"Authorization: Bearer {_token(base)}", "--no-color", "--request-timeout", "15"]
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "", "HOME": str(tmp_path)}  # no user config, reports in tmp
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, timeout=240, check=False)
+    report = done.stdout.decode(errors="replace")
+    assert done.returncode == 0, report[-6000:] + done.stderr.decode(errors="replace")[-2000:]
+    operations = re.search(r"Operations:\s+(\d+) selected / (\d+) total", report)
+    assert operations is not None, report[-3000:]
+    assert operations.group(1) == operations.group(2)
+    assert int(operations.group(1)) >= 12  # every API, health and auth operation
+    generated = re.search(r"(\d+) generated", report)
+    assert generated is not None
+    assert int(generated.group(1)) >= 100
