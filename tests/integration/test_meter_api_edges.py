@@ -178,10 +178,15 @@ async def test_a_body_that_is_not_json_text_is_a_documented_400(api: Api) -> Non
 
 @pytest.mark.parametrize(
     "metadata",
-    [b'{"level": NaN}', b'{"site": {"limits": [1, Infinity]}}', b'{"x": -Infinity}'],
+    [
+        b'{"level": NaN}',
+        b'{"site": {"limits": [1, Infinity]}}',
+        b'{"x": -Infinity}',
+        b'{"a": ' * 20 + b"1" + b"}" * 20,
+    ],
 )
 async def test_non_finite_metadata_is_refused(api: Api, metadata: bytes) -> None:
-    """NaN or infinity in device metadata is a 422, and the device is not registered."""
+    """NaN or infinity in device metadata, or nesting past 16 levels, is a 422; nothing is registered."""
     body = b'{"device_id": "meter-nan", "metadata": ' + metadata + b"}"
     response = await api.client.post(
         "/api/v1/devices", content=body, headers={**api.headers, "Content-Type": "application/json"}
