@@ -419,6 +419,8 @@ async def test_bad_requests_get_clear_errors(service: Service) -> None:
         ({"environment": "production"}, "JWT_SECRET_KEY"),
         ({"mqtt_url": "http://broker:1883"}, "MQTT_URL"),
         ({"ingest_batch_size": 0}, "INGEST_BATCH_SIZE"),
+        ({"command_timeout": 5e-324}, "COMMAND_TIMEOUT"),
+        ({"simulator_interval": 5e-324}, "SIMULATOR_INTERVAL"),
     ],
 )
 def test_unsafe_or_invalid_settings_are_refused(values: dict[str, Any], variable: str) -> None:
