@@ -395,6 +395,7 @@ async def api_run(dsn: str, seconds: float) -> dict[str, Any]:
     serving = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
         await asyncio.sleep(0.05)
+    await app.state.meter.devices.register_device("bm0001", "meter")  # readings of unknown meters are 404
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             answer = await client.post(

@@ -345,3 +345,33 @@ def scratch_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="energy-tests-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    """A headless Debian chromium driven by selenium through Debian's chromium-driver.
+
+    Both come from Debian's packages (``.ci/run`` installs them): selenium is pointed at
+    them, so it never tries to download a browser or a driver.
+    """
+    browser = shutil.which("chromium")
+    driver = shutil.which("chromedriver")
+    if browser is None or driver is None:
+        unavailable(
+            "Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+        )
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        unavailable("selenium is not installed in this environment (dependency group 'tools')")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(browser)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1300"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    session = webdriver.Chrome(service=Service(str(driver)), options=options)
+    try:
+        yield session
+    finally:
+        session.quit()

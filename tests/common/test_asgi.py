@@ -36,6 +36,7 @@ def build_app() -> FastAPI:
     async def plain(request: Any) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
+    app.add_route("/plain/{name}", plain)
     app.mount("/legacy", Starlette(routes=[Route("/items/{item_id}", plain)]))
     app.mount("/nested", Starlette(routes=[Mount("/deeper", routes=[Route("/x/{y}", plain)])]))
     return app
@@ -61,11 +62,14 @@ class Recorder:
         ("/api/v1/meters/m-1/readings", "/api/v1/meters/{meter_id}/readings"),
         ("/legacy/items/42", "/legacy/items/{item_id}"),
         ("/nested/deeper/x/1", "/nested/deeper/x/{y}"),
+        ("/docs", "/docs"),
+        ("/openapi.json", "/openapi.json"),
+        ("/plain/x", "/plain/{name}"),
         ("/no/such/route", None),
     ],
 )
 async def test_route_template_keeps_every_prefix(path: str, template: str | None) -> None:
-    """Templates carry include_router and mount prefixes, and an unmatched path gives None (never the raw path)."""
+    """Templates carry include_router and mount prefixes, plain routes (/docs) have theirs, unmatched gives None."""
     recorder = Recorder(build_app())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=recorder), base_url="http://t") as client:
         await client.get(path)

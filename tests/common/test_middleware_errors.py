@@ -18,7 +18,7 @@ from energy_common.config import Settings
 from energy_common.exceptions import EnergyError, RateLimitExceededError, ResourceNotFoundError
 from energy_common.logging import capture_logs
 from energy_common.middleware import install_exception_handlers, sanitize_errors, setup_middleware
-from fastapi import FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException
 from pydantic import BaseModel, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -91,6 +91,22 @@ def build_app(*, full_stack: bool = True, problem_json: bool = False) -> FastAPI
     @app.get("/manual-validation")
     async def manual() -> None:
         Signup.model_validate({"email": "a", "password": SECRET})
+
+    items = APIRouter(prefix="/items")
+
+    @items.get("")
+    async def list_items() -> list[str]:
+        return []
+
+    @items.post("")
+    async def add_item() -> None:
+        return None
+
+    @items.delete("/{item_id}")
+    async def delete_item(item_id: str) -> None:
+        return None
+
+    app.include_router(items)
 
     @app.get("/boom")
     async def boom() -> None:
@@ -187,6 +203,25 @@ async def test_starlette_http_exception(client: httpx.AsyncClient) -> None:
 async def test_routing_errors(client: httpx.AsyncClient, method: str, path: str, status: int, code: str) -> None:
     """Unknown paths and wrong methods get the envelope too."""
     assert_envelope(await client.request(method, path), status, code)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/items", "GET, POST"),
+        ("PUT", "/items", "GET, POST"),
+        ("HEAD", "/items", "GET, POST"),
+        ("GET", "/items/7", "DELETE"),
+        ("PATCH", "/users/1", "GET"),
+    ],
+)
+async def test_method_not_allowed_lists_every_method_of_the_path(
+    client: httpx.AsyncClient, method: str, path: str, allow: str
+) -> None:
+    """A 405 names every method some route serves at that path, not only the first route's."""
+    response = await client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
 
 
 async def test_request_validation_error(client: httpx.AsyncClient) -> None:

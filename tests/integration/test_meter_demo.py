@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -69,6 +70,8 @@ def test_the_demo_command_serves_and_stops_cleanly(tmp_path: Path, stop: str) ->
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-3000:]
     traces = "Traces        none: recorded for log correlation, not exported (set TRACING_EXPORTER=console|otlp)"
+    printed = [line for line in text.splitlines() if line.strip() and not line.startswith("{")]  # not log lines
+    assert printed[0].startswith(f"Dashboard: http://127.0.0.1:{port}/dashboard/  (log in as admin / "), printed[:3]
     for expected in (
         f"http://127.0.0.1:{port}/docs",
         f"http://127.0.0.1:{port}/metrics",
@@ -82,3 +85,30 @@ def test_the_demo_command_serves_and_stops_cleanly(tmp_path: Path, stop: str) ->
     assert " 0 readings stored" not in summaries[-1]
     reason = "signal SIGINT" if stop == "sigint" else "end of --duration"
     assert f"Meter service stopped cleanly ({reason})" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("keep", [False, True])
+def test_the_demo_data_dir_is_fresh_per_run_unless_kept(tmp_path: Path, keep: bool) -> None:
+    """Without --data-dir each run gets a new private directory removed at exit; --data-dir keeps it."""
+    env = {key: value for key, value in os.environ.items() if key not in (*_ENGINE_VARIABLES, "DATA_DIR")}
+    env.update(TMPDIR=str(tmp_path), LOG_LEVEL="WARNING")
+    kept = tmp_path / "kept"
+    argv = [sys.executable, "-m", "meter_service", "--port", "0", "--meters", "1", "--duration", "3"]
+    argv += ["--data-dir", str(kept)] if keep else []
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, timeout=60, check=False)
+    text = done.stdout.decode(errors="replace")
+    assert done.returncode == 0, text[-3000:] + done.stderr.decode(errors="replace")[-3000:]
+    banner = [line for line in text.splitlines() if line.strip() and not line.startswith("{")]  # not log lines
+    assert banner[0].startswith("Dashboard: http://127.0.0.1:"), banner[:3]
+    database = next(line for line in banner if line.startswith("  Database"))
+    if keep:
+        assert f"(kept in {kept} across runs)" in database
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o700
+        assert stat.S_IMODE((kept / "meter.db").stat().st_mode) == 0o600
+    else:
+        assert "(fresh for this run, removed at exit; --data-dir DIR keeps the data)" in database
+        fresh = Path(database.split("sqlite+aiosqlite:///", 1)[1].split(" ", 1)[0]).parent
+        assert fresh.parent == tmp_path
+        assert fresh.name.startswith("meter-service-")
+        assert not fresh.exists()

@@ -77,6 +77,7 @@ async def meter(database_url: str, tmp_path: Path) -> AsyncIterator[Meter]:
         ]
         async with runtime.db.session() as session:
             await ReadingRepository(session).bulk_load(rows, copy=runtime.db.is_postgres)
+        await runtime.devices.register_device(device, "meter")  # readings of unknown meters are 404
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://meter.test", timeout=30) as client:
             answer = await client.post("/api/v1/auth/token", json={"username": "admin", "password": PASSWORD})

@@ -221,7 +221,10 @@ async def test_bad_payloads_are_dead_lettered(service: Service) -> None:
     assert 'meter_mqtt_dead_letters_total{reason="validation_error"' in metrics
     headers = {"Authorization": f"Bearer {await service.token()}"}
     stored = await service.client.get("/api/v1/devices/bad-1/readings", headers=headers)
-    assert stored.json()["meta"]["total"] == 0
+    assert stored.status_code == 404  # never registered: unknown, like GET /devices/bad-1
+    async with service.runtime.db.session() as session:
+        count = select(func.count()).select_from(Reading).where(Reading.device_id == "bad-1")
+        assert (await session.execute(count)).scalar_one() == 0
 
 
 async def test_auth_and_rate_limits_answer_401_403_429(service: Service) -> None:
@@ -422,6 +425,8 @@ async def test_bad_requests_get_clear_errors(service: Service) -> None:
         ({"environment": "production"}, "JWT_SECRET_KEY"),
         ({"mqtt_url": "http://broker:1883"}, "MQTT_URL"),
         ({"ingest_batch_size": 0}, "INGEST_BATCH_SIZE"),
+        ({"command_timeout": 5e-324}, "COMMAND_TIMEOUT"),
+        ({"simulator_interval": 5e-324}, "SIMULATOR_INTERVAL"),
     ],
 )
 def test_unsafe_or_invalid_settings_are_refused(values: dict[str, Any], variable: str) -> None:

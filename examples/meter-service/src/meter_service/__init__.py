@@ -13,6 +13,7 @@ Example:
 from meter_service.__about__ import __version__
 from meter_service._app import API_PREFIX, create_app
 from meter_service._broker import EmbeddedBroker
+from meter_service._errors import CommandRejectedError
 from meter_service._ingest import READING_EVENT, IngestStats, TelemetryIngestor
 from meter_service._models import Reading, User
 from meter_service._runtime import ADMIN_PERMISSIONS, MeterRuntime
@@ -23,6 +24,7 @@ __all__ = [
     "ADMIN_PERMISSIONS",
     "API_PREFIX",
     "READING_EVENT",
+    "CommandRejectedError",
     "EmbeddedBroker",
     "IngestStats",
     "MQTTAddress",

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from meter_service.__about__ import __version__
 from meter_service._app import create_app
+from meter_service._dashboard import DASHBOARD_PATH
 from meter_service._runtime import MeterRuntime
 from meter_service._settings import MeterSettings
 
@@ -57,8 +58,25 @@ _TRACES = {
 }
 
 
-def banner(settings: MeterSettings, runtime: MeterRuntime, base: str) -> str:
-    """The lines printed once the service is up: where to look and how to call it."""
+def _database(settings: MeterSettings, fresh_data: bool) -> str:
+    url = redact_url(settings.resolved_database_url)
+    if settings.database_url is not None:
+        return url
+    where = settings.resolved_data_dir
+    if fresh_data:
+        return f"{url} (fresh for this run, removed at exit; --data-dir DIR keeps the data)"
+    return f"{url} (kept in {where} across runs)"
+
+
+def banner(settings: MeterSettings, runtime: MeterRuntime, base: str, *, fresh_data: bool = False) -> str:
+    """The lines printed once the service is up: the dashboard first, then how to call the API.
+
+    Args:
+        settings: The service's settings.
+        runtime: The running service.
+        base: Its base URL.
+        fresh_data: The SQLite directory was made for this run (and is removed at exit).
+    """
     password = runtime.generated_admin_password
     shown = password if password is not None else "$ADMIN_PASSWORD"
     origin = "generated for this run; set ADMIN_PASSWORD to choose it" if password else "from ADMIN_PASSWORD"
@@ -77,11 +95,13 @@ def banner(settings: MeterSettings, runtime: MeterRuntime, base: str) -> str:
     return "\n".join(
         [
             "",
+            f"Dashboard: {base}{DASHBOARD_PATH}  (log in as {settings.admin_username} / {shown})",
+            "",
             f"Meter service {__version__} is running on {base}",
             f"  API docs      {base}/docs",
             f"  Metrics       {base}/metrics",
             f"  Readiness     {base}/health/ready",
-            f"  Database      {redact_url(settings.resolved_database_url)}",
+            f"  Database      {_database(settings, fresh_data)}",
             f"  MQTT          {mqtt}; telemetry on {runtime.telemetry_filter}",
             f"  Cache, events {engines}",
             f"  Simulator     {meters}",
@@ -116,7 +136,7 @@ def summary_line(runtime: MeterRuntime, previous: int, seconds: float) -> str:
     )
 
 
-async def _report(server: DemoServer, app: FastAPI, out: TextIO, every: float) -> None:
+async def _report(server: DemoServer, app: FastAPI, out: TextIO, every: float, fresh_data: bool) -> None:
     while not server.started:
         if server.should_exit:
             return
@@ -124,7 +144,7 @@ async def _report(server: DemoServer, app: FastAPI, out: TextIO, every: float) -
     runtime: MeterRuntime = app.state.meter
     settings = runtime.settings
     port = server.servers[0].sockets[0].getsockname()[1] if server.servers else settings.port
-    print(banner(settings, runtime, f"http://{settings.host}:{port}"), file=out, flush=True)
+    print(banner(settings, runtime, f"http://{settings.host}:{port}", fresh_data=fresh_data), file=out, flush=True)
     previous, last = 0, time.monotonic()
     while True:
         await asyncio.sleep(every)
@@ -151,12 +171,17 @@ def server_config(app: Any, settings: MeterSettings) -> uvicorn.Config:
     )
 
 
-async def run_demo(settings: MeterSettings, *, duration: float | None, every: float, out: TextIO) -> int:
-    """Serve until Ctrl-C/SIGTERM (or ``duration`` seconds); return the process exit code."""
+async def run_demo(
+    settings: MeterSettings, *, duration: float | None, every: float, out: TextIO, fresh_data: bool = False
+) -> int:
+    """Serve until Ctrl-C/SIGTERM (or ``duration`` seconds); return the process exit code.
+
+    ``fresh_data``: the SQLite directory was made for this run (the banner says so).
+    """
     app = create_app(settings)
     config = server_config(app, settings)
     server = DemoServer(config)
-    reporter = asyncio.create_task(_report(server, app, out, every), name="meter-demo-summary")
+    reporter = asyncio.create_task(_report(server, app, out, every, fresh_data), name="meter-demo-summary")
     stopper: asyncio.Task[None] | None = None
     if duration is not None:
 

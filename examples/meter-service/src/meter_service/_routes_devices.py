@@ -4,23 +4,43 @@ from typing import Annotated, Any
 
 from energy_auth import Principal
 from energy_auth.fastapi import require_permission
+from energy_common.apidocs import error_responses
 from energy_common.responses import APIResponse, PaginatedResponse
 from energy_messaging.devices import Device, DeviceState
+from energy_messaging.errors import CommandFailedError
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi import status as http_status
 
+from meter_service._errors import CLIENT_COMMAND_ERRORS, CommandRejectedError
 from meter_service._ingest import latest_key
 from meter_service._runtime import MeterRuntime
 from meter_service._schemas import CommandRequest, CommandResult, DeviceIn, DeviceOut, ReadingOut
 from meter_service._security import get_runtime, limited_permission
 from meter_service._settings import MeterSettings
 
-__all__ = ["DeviceId", "devices_router"]
+__all__ = ["DeviceId", "KnownDevice", "devices_router", "known_device"]
 
 #: A device id in a path: a single MQTT topic level, no wildcards.
 DeviceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")]
 Runtime = Annotated[MeterRuntime, Depends(get_runtime)]
 _read = Depends(require_permission("devices:read"))
+_ON_DEVICE = error_responses(404)
+
+
+async def known_device(device_id: DeviceId, runtime: Runtime, _reader: Annotated[Principal, _read]) -> Device:
+    """The registered device named by the path, for a caller with ``devices:read`` (a dependency).
+
+    The permission comes first, so a caller without it gets 401/403 and never learns which
+    devices exist. The readings routes get it from ``create_app`` (``include_router``).
+
+    Raises:
+        ResourceNotFoundError: No such device (404, as for ``GET /devices/{device_id}``).
+    """
+    return await runtime.devices.get_device(device_id)
+
+
+#: A route parameter (or ``dependencies=[Depends(known_device)]``): 404 for an unknown device.
+KnownDevice = Annotated[Device, Depends(known_device)]
 
 
 async def device_out(runtime: MeterRuntime, device: Device) -> DeviceOut:
@@ -39,12 +59,12 @@ async def device_out(runtime: MeterRuntime, device: Device) -> DeviceOut:
 
 def devices_router(settings: MeterSettings) -> APIRouter:
     """Build the devices router with the configured rate limits."""
-    router = APIRouter(prefix="/devices", tags=["devices"])
+    router = APIRouter(prefix="/devices", tags=["devices"], responses=error_responses(401, 403))
     window = settings.rate_limit_window
     write = limited_permission("devices:write", limit=settings.write_rate_limit, window=window, name="devices-write")
     send = limited_permission("commands:send", limit=settings.command_rate_limit, window=window, name="commands")
 
-    @router.post("", status_code=http_status.HTTP_201_CREATED)
+    @router.post("", status_code=http_status.HTTP_201_CREATED, responses=error_responses(400, 413, 429))
     async def register(
         body: DeviceIn, runtime: Runtime, _user: Annotated[Principal, Depends(write)]
     ) -> APIResponse[DeviceOut]:
@@ -66,20 +86,20 @@ def devices_router(settings: MeterSettings) -> APIRouter:
         items = [await device_out(runtime, device) for device in chunk]
         return APIResponse.paginated(items, page=page, limit=limit, total=len(devices))
 
-    @router.get("/{device_id}", dependencies=[_read])
-    async def get_device(device_id: DeviceId, runtime: Runtime) -> APIResponse[DeviceOut]:
+    @router.get("/{device_id}", responses=_ON_DEVICE)
+    async def get_device(device: KnownDevice, runtime: Runtime) -> APIResponse[DeviceOut]:
         """One meter with its status and latest reading."""
-        return APIResponse.success(await device_out(runtime, await runtime.devices.get_device(device_id)))
+        return APIResponse.success(await device_out(runtime, device))
 
-    @router.get("/{device_id}/status", dependencies=[_read])
-    async def device_status(device_id: DeviceId, runtime: Runtime) -> APIResponse[dict[str, Any]]:
+    @router.get("/{device_id}/status", responses=_ON_DEVICE)
+    async def device_status(device: KnownDevice, runtime: Runtime) -> APIResponse[dict[str, Any]]:
         """Online/offline status, last-seen time and latest reading of a meter."""
-        out = await device_out(runtime, await runtime.devices.get_device(device_id))
+        out = await device_out(runtime, device)
         return APIResponse.success(
             {"device_id": out.device_id, "status": out.status, "last_seen": out.last_seen, "latest": out.latest}
         )
 
-    @router.delete("/{device_id}")
+    @router.delete("/{device_id}", responses=error_responses(404, 429))
     async def unregister(
         device_id: DeviceId, runtime: Runtime, _user: Annotated[Principal, Depends(write)]
     ) -> APIResponse[None]:
@@ -87,12 +107,27 @@ def devices_router(settings: MeterSettings) -> APIRouter:
         await runtime.devices.unregister_device(device_id)
         return APIResponse.success(None, message="Device removed")
 
-    @router.post("/{device_id}/commands")
+    @router.post("/{device_id}/commands", responses=error_responses(400, 404, 409, 413, 429, 502, 504))
     async def send_command(
         device_id: DeviceId, body: CommandRequest, runtime: Runtime, _user: Annotated[Principal, Depends(send)]
     ) -> APIResponse[CommandResult]:
-        """Send a command to a meter over MQTT and return its reply (504-style errors on timeout)."""
-        result = await runtime.devices.send_command(device_id, body.command, body.params, timeout=body.timeout)
+        """Send a command to a meter over MQTT and return its reply.
+
+        422 ``COMMAND_REJECTED`` when the meter refuses the command as wrong (its own code,
+        e.g. ``UNKNOWN_COMMAND``, in ``error.details.error.code``), 502 ``COMMAND_FAILED``
+        when it fails to carry it out, 504 ``COMMAND_TIMEOUT`` when it does not answer.
+        """
+        try:
+            result = await runtime.devices.send_command(device_id, body.command, body.params, timeout=body.timeout)
+        except CommandFailedError as exc:
+            device_error = exc.details.get("error")
+            code = device_error.get("code") if isinstance(device_error, dict) else None
+            if code not in CLIENT_COMMAND_ERRORS:
+                raise
+            raise CommandRejectedError(
+                f"Meter '{device_id}' rejected {body.command!r} ({code}): check the command name and its params.",
+                exc.details,
+            ) from exc
         return APIResponse.success(CommandResult(device_id=device_id, command=body.command, result=result))
 
     return router

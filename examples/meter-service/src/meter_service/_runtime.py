@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -34,12 +36,31 @@ from meter_service._schemas import TelemetryPayload
 from meter_service._settings import MeterSettings, MQTTAddress
 from meter_service._simulation import MeterFleet
 
-__all__ = ["ADMIN_PERMISSIONS", "MeterRuntime"]
+__all__ = ["ADMIN_PERMISSIONS", "MeterRuntime", "private_data_file"]
 
 logger = logging.getLogger("meter_service")
 
 #: What the seeded admin may do.
 ADMIN_PERMISSIONS = ["devices:read", "devices:write", "commands:send"]
+
+
+def private_data_file(path: Path) -> Path:
+    """Create ``path``'s directory (mode 0700) and the file itself (0600) if missing; return it.
+
+    The embedded database holds the admin's password hash: nobody else on the machine
+    may read it, even in a shared ``/tmp``. SQLite creates its ``-wal``/``-journal``
+    files with the database file's mode. A directory or file of ours with wider modes
+    (from an older version) is narrowed; one of another user is left as it is.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for target, mode in ((path.parent, 0o700), (path, 0o600)):
+        if target.is_file() or target.is_dir():
+            info = target.stat()
+            if info.st_uid == os.getuid() and info.st_mode & 0o777 != mode:
+                target.chmod(mode)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    return path
 
 
 class MeterRuntime:
@@ -179,7 +200,7 @@ class MeterRuntime:
                 await self.broker.start()
                 stack.push_async_callback(self.broker.aclose)
             if settings.database_url is None:
-                settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+                private_data_file(settings.resolved_data_dir / "meter.db")
             stack.push_async_callback(self.db.dispose)
             await self.db.create_all(Base.metadata)
             stack.push_async_callback(self._close_cache)

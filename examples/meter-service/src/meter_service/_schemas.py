@@ -9,6 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "COMMAND_TIMEOUT_MAX",
+    "COMMAND_TIMEOUT_MIN",
     "CommandRequest",
     "CommandResult",
     "DaySummary",
@@ -18,11 +20,40 @@ __all__ = [
     "TelemetryPayload",
     "TokenRequest",
     "TokenResponse",
+    "finite_json",
 ]
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+#: Shortest and longest wait for a meter's reply: below 0.1 s no meter can answer over
+#: MQTT (a "timeout" of 5e-324 was accepted and then reported as a meter that did not
+#: answer within 4.94e-324 s), above 60 s the HTTP request would outlive most proxies.
+COMMAND_TIMEOUT_MIN, COMMAND_TIMEOUT_MAX = 0.1, 60.0
+_MAX_DEPTH = 16
 # 2000-01-01 .. 2100-01-01 in epoch milliseconds: anything else is a broken clock.
 _TS_MIN, _TS_MAX = 946_684_800_000, 4_102_444_800_000
+
+
+def finite_json(value: Any, depth: int = 0) -> Any:
+    """Return ``value`` if it is JSON without NaN or infinity (nested at most 16 deep).
+
+    Python's JSON parser accepts ``NaN`` and ``Infinity``, which are not JSON: stored as
+    metadata they came back as ``null``. Refusing them keeps what the client reads back
+    equal to what it sent.
+
+    Raises:
+        ValueError: A float is not finite, or the value nests deeper than 16 levels.
+    """
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"must nest at most {_MAX_DEPTH} levels deep")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must not contain NaN or infinity (not JSON numbers)")
+    if isinstance(value, dict):
+        for item in value.values():
+            finite_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            finite_json(item, depth + 1)
+    return value
 
 
 class TelemetryPayload(BaseModel):
@@ -66,6 +97,11 @@ class DeviceIn(BaseModel):
     device_type: str = Field(default="meter", pattern=_ID_PATTERN)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("metadata")
+    @classmethod
+    def _json_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return finite_json(value)  # type: ignore[no-any-return]
+
 
 class DeviceOut(BaseModel):
     """A registered meter with its status and latest reading (from the cache)."""
@@ -96,7 +132,18 @@ class CommandRequest(BaseModel):
 
     command: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
     params: dict[str, Any] = Field(default_factory=dict)
-    timeout: float | None = Field(default=None, gt=0, le=60)
+    timeout: float | None = Field(
+        default=None,
+        ge=COMMAND_TIMEOUT_MIN,
+        le=COMMAND_TIMEOUT_MAX,
+        allow_inf_nan=False,
+        description="Seconds to wait for the meter's reply (0.1 to 60; default: the service's COMMAND_TIMEOUT).",
+    )
+
+    @field_validator("params")
+    @classmethod
+    def _json_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return finite_json(value)  # type: ignore[no-any-return]
 
 
 class CommandResult(BaseModel):

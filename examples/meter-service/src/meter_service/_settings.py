@@ -89,7 +89,8 @@ class MeterSettings(Settings):
     # so every client address is the TCP peer. Otherwise the right-most untrusted hop.
     trusted_proxies: str = ""
     rate_limit_window: float = Field(default=60, gt=0)
-    command_timeout: float = Field(default=10, gt=0, le=120)
+    # At least 0.1 s: a meter cannot answer over MQTT faster (5e-324 was accepted).
+    command_timeout: float = Field(default=10, ge=0.1, le=120)
 
     # Telemetry
     tracing_exporter: TracingExporter = "console"
@@ -98,7 +99,7 @@ class MeterSettings(Settings):
     # Built-in device simulator (the demo turns it on; off in production settings)
     simulator_enabled: bool = False
     simulator_meters: int = Field(default=10, ge=0, le=1000)
-    simulator_interval: float = Field(default=1.0, gt=0)
+    simulator_interval: float = Field(default=1.0, ge=0.01, le=3600)
     simulator_id_prefix: str = Field(default="meter-", pattern=r"^[A-Za-z0-9_.:\-]{0,32}$")
 
     @model_validator(mode="after")

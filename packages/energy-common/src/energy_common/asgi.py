@@ -26,12 +26,30 @@ def _fastapi_template(scope: Mapping[str, Any]) -> object:
     return getattr(getattr(context, "starlette_route", None), "path_format", None)
 
 
+def _endpoint_template(scope: Mapping[str, Any]) -> object:
+    """A plain Starlette route under FastAPI's router (``/docs``, ``/openapi.json``, ``add_route``).
+
+    FastAPI's router leaves neither ``scope["route"]`` nor its effective route for these,
+    only the matched ``endpoint`` and the ``router``: the route is the router's one whose
+    endpoint that is (a scan, on these few non-API routes only).
+    """
+    endpoint = scope.get("endpoint")
+    routes = getattr(scope.get("router"), "routes", None)
+    if endpoint is None or not isinstance(routes, list):
+        return None
+    for route in routes:
+        if getattr(route, "endpoint", None) is endpoint:
+            return getattr(route, "path_format", None)
+    return None
+
+
 def route_template(scope: Mapping[str, Any], root_path: str = "") -> str | None:
     """Return the route template the app matched (``/api/v1/devices/{device_id}``), or None.
 
     Call it after the app ran. FastAPI's effective route (with the prefixes of every
     ``include_router``) wins over ``scope["route"]``, which on recent FastAPI holds only the
-    inner route; a Starlette ``Mount`` adds its prefix to ``root_path``, which is put in
+    inner route; a plain Starlette route under FastAPI's router (``/docs``, ``/openapi.json``)
+    is found by its endpoint; a Starlette ``Mount`` adds its prefix to ``root_path``, which is put in
     front of the inner template.
 
     Args:
@@ -50,9 +68,10 @@ def route_template(scope: Mapping[str, Any], root_path: str = "") -> str | None:
     template = _fastapi_template(scope)
     if not isinstance(template, str):
         route = scope.get("route")
-        if route is None:
-            return None
-        template = getattr(route, "path_format", None) or getattr(route, "path", None)
+        if route is not None:
+            template = getattr(route, "path_format", None) or getattr(route, "path", None)
+        else:
+            template = _endpoint_template(scope)
         if not isinstance(template, str):
             return None
     inner_root = scope.get("root_path", "")

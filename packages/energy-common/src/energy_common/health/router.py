@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from energy_common._extras import missing_extra
+from energy_common.apidocs import error_responses
 from energy_common.exceptions import ServiceUnavailableError
 from energy_common.health._checker import HealthChecker
 from energy_common.health._types import HealthReport, HealthStatus
@@ -63,7 +64,12 @@ def health_router(
     Returns:
         A FastAPI ``APIRouter`` to pass to ``app.include_router``.
     """
-    router = APIRouter(prefix=prefix, tags=list(tags or ["health"]), include_in_schema=include_in_schema)
+    router = APIRouter(
+        prefix=prefix,
+        tags=list(tags or ["health"]),
+        include_in_schema=include_in_schema,
+        responses=error_responses(500),
+    )
     started = time.monotonic()
 
     @router.get("/live", summary="Liveness: the process answers (no dependency is touched)")
@@ -71,12 +77,12 @@ def health_router(
         data = {"service": checker.service, "status": "alive", "uptime_s": round(time.monotonic() - started, 3)}
         return JSONResponse(APIResponse.success(data=data).to_dict(), headers=_NO_STORE)
 
-    @router.get("/ready", summary="Readiness: every critical check passes")
+    @router.get("/ready", summary="Readiness: every critical check passes", responses=error_responses(503))
     async def ready() -> JSONResponse:
         report = await checker.run_all_checks(critical_only=True)
         return _answer(report, report.to_dict(details=False), "ready", "not ready")
 
-    @router.get("", summary="Health report of every check")
+    @router.get("", summary="Health report of every check", responses=error_responses(503))
     async def health(request: Request) -> JSONResponse:
         report = await checker.run_all_checks()
         show = details(request) if callable(details) else details

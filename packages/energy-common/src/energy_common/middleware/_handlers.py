@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 
 from energy_common.exceptions import EnergyError
 from energy_common.middleware._errors import log_exception
@@ -40,6 +41,26 @@ HTTP_ERROR_CODES = {
     503: "SERVICE_UNAVAILABLE",
     504: "GATEWAY_TIMEOUT",
 }
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path, sorted.
+
+    Starlette answers 405 with the ``Allow`` of the first route whose path matched, but
+    FastAPI makes one route per method (``GET /devices`` and ``POST /devices`` are two),
+    so that header names only one of them. Each method is asked of the app's routes
+    instead (``route.matches`` with that method: no router internals, any nesting).
+    """
+    routes = list(getattr(request.app, "routes", ()))
+    scope = request.scope
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
 
 
 def _phrase(status: int) -> str:
@@ -77,7 +98,13 @@ class _Handlers:
         message = detail if isinstance(detail, str) and detail else _phrase(status)
         details: dict[str, object] = {} if isinstance(detail, str) or detail is None else {"detail": detail}
         code = HTTP_ERROR_CODES.get(status, f"HTTP_{status}")
-        error = ErrorResponse.build(status, code, message, details, headers=exc.headers or {})
+        headers = dict(exc.headers or {})
+        if status == 405:
+            allowed = _allowed_methods(request)
+            if allowed:
+                headers = {name: value for name, value in headers.items() if name.lower() != "allow"}
+                headers["Allow"] = ", ".join(allowed)
+        error = ErrorResponse.build(status, code, message, details, headers=headers)
         return self._respond(request, error)
 
     async def unhandled(self, request: Request, exc: Exception) -> Response:
@@ -96,7 +123,8 @@ def install_exception_handlers(app: Starlette, *, problem_json: bool = False) ->
       ``VALIDATION_ERROR`` with ``details.errors`` (loc, msg, type; never the submitted
       value, see :func:`sanitize_errors`).
     * Starlette/FastAPI ``HTTPException`` → its status and headers, ``error_code`` from
-      :data:`HTTP_ERROR_CODES`.
+      :data:`HTTP_ERROR_CODES`; a 405's ``Allow`` lists every method of the path
+      (:func:`_allowed_methods`), not only the first route's.
     * Any other exception → 500 ``INTERNAL_ERROR`` with a generic message, logged with
       its traceback. (Starlette re-raises it after responding; ``setup_middleware``'s
       error envelope middleware catches it first so that security headers apply.)
