@@ -317,6 +317,105 @@ async def _jwks(services: Services, stack: AsyncExitStack) -> dict[str, Any]:
     return {"token": issuer.create_access_token({"sub": "user-1"}), "_jwks_url": f"{url}/.well-known/jwks.json"}
 
 
+def _device_ca() -> dict[str, Any]:
+    """A freshly generated device CA (EC P-256, CA:TRUE), as the PEM pair the reader keeps in a secret store."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "docs device CA")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {"ca_pem": certificate.public_bytes(serialization.Encoding.PEM).decode(), "ca_key_pem": key_pem.decode()}
+
+
+async def _device_credentials(services: Services, stack: AsyncExitStack) -> dict[str, Any]:
+    return _device_ca()
+
+
+async def _after_device_credentials(ns: dict[str, Any]) -> None:
+    from energy_auth import InvalidCredentialsError
+
+    assert ns["new"].certificate_pem.startswith("-----BEGIN CERTIFICATE-----")
+    try:
+        await ns["credentials"].authenticate("meter-17", ns["rotated"].secret)
+    except InvalidCredentialsError:
+        return
+    raise AssertionError("a revoked device still authenticates")
+
+
+async def _after_policy(ns: dict[str, Any]) -> None:
+    from energy_auth import DEFAULT_ACCESS_POLICY
+
+    default = DEFAULT_ACCESS_POLICY.to_dict()["roles"]
+    shown = ns["policy"].to_dict()["roles"]
+    assert set(default) - set(shown) == {"admin"}, "the README says the default policy adds only admin"
+    assert all(shown[role] == default[role] for role in shown), "the README's policy is not DEFAULT_ACCESS_POLICY's"
+
+
+async def _broker(services: Services, stack: AsyncExitStack) -> dict[str, Any]:
+    from energy_auth import DEFAULT_ACCESS_POLICY
+    from energy_auth.devices import DeviceCredentials, InMemoryDeviceCredentialStore
+    from fastapi import FastAPI
+
+    credentials = DeviceCredentials(InMemoryDeviceCredentialStore(), roles=DEFAULT_ACCESS_POLICY.device_roles)
+    return {
+        "secret": secrets.token_urlsafe(32),
+        "policy": DEFAULT_ACCESS_POLICY,
+        "credentials": credentials,
+        "redis": await redis_client(services, stack),
+        "internal_app": FastAPI(),
+    }
+
+
+async def _after_broker(ns: dict[str, Any]) -> None:
+    import httpx
+
+    device = await ns["credentials"].provision("meter-17")
+    transport = httpx.ASGITransport(app=ns["internal_app"])
+    async with httpx.AsyncClient(transport=transport, base_url="http://internal") as client:
+        for username, password, result in (
+            ("meter-17", device.secret, "allow"),
+            (ns["username"], ns["password"], "allow"),
+            ("meter-17", "wrong", "deny"),
+        ):
+            body = {"username": username, "password": password, "clientid": username}
+            response = await client.post("/mqtt/emqx/authn", json=body)
+            assert response.status_code == 200, response.text
+            assert response.json()["result"] == result, (username, response.json())
+
+
+async def _engine(services: Services, stack: AsyncExitStack) -> dict[str, Any]:
+    from energy_common.database import Database
+
+    db = Database(f"sqlite+aiosqlite:///{services.tmp / 'engine.db'}")
+    stack.push_async_callback(db.dispose)
+    return {"db": db}
+
+
+async def _after_engine(ns: dict[str, Any]) -> None:
+    from energy_monitoring.tracing import instrument_engine
+
+    assert instrument_engine(ns["db"]) is False, "instrument_engine(db) did not attach the engine"
+
+
 async def _registry(services: Services, stack: AsyncExitStack) -> dict[str, Any]:
     from energy_monitoring.testing import use_registry
 
@@ -546,6 +645,25 @@ SETUPS: tuple[Setup, ...] = (
         replace=(('jwks_url_fetcher("https://auth/.well-known/jwks.json")', "jwks_url_fetcher(_jwks_url)"),),
         before=_jwks,
     ),
+    Setup(
+        "certificate_authority=DeviceCertificateAuthority(ca_pem, ca_key_pem)",
+        "ca_pem and ca_key_pem are the reader's device CA; here a freshly generated one.",
+        before=_device_credentials,
+        after=_after_device_credentials,
+    ),
+    Setup(
+        'RolePolicy("operator", "user", permissions=("devices:write", "commands:send"), includes=("viewer",)),\n    ],',
+        "Runs as written; afterwards: the README says DEFAULT_ACCESS_POLICY is this policy plus admin.",
+        after=_after_policy,
+    ),
+    Setup(
+        'internal_app.include_router(broker_auth_router(authenticator), prefix="/mqtt")',
+        "secret, policy, credentials, redis and internal_app are built as the sections above show; rate limits in the test Redis.",
+        needs=("redis",),
+        replace=(("RateLimitCache(redis)", "RateLimitCache(redis, key_prefix=_services.prefix + ':ratelimit')"),),
+        before=_broker,
+        after=_after_broker,
+    ),
     # ---- energy-monitoring
     Setup(
         'increment_counter("api.requests", tags={"endpoint": "/users", "method": "GET"})\nset_gauge',
@@ -567,6 +685,13 @@ SETUPS: tuple[Setup, ...] = (
         "db and query are the reader's; the OTLP exporter needs a collector, so spans go nowhere here.",
         replace=(('exporter="otlp"', 'exporter="none"'),),
         before=_tracing,
+    ),
+    Setup(
+        "instrument_engine(db)  # a Database / AsyncEngine / Engine built earlier; idempotent",
+        "db is the reader's Database (here on SQLite); the OTLP exporter needs a collector, so spans go nowhere here.",
+        replace=(('exporter="otlp"', 'exporter="none"'),),
+        before=_engine,
+        after=_after_engine,
     ),
     Setup(
         "with continue_trace(message.properties.UserProperty):",

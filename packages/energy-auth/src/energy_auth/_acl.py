@@ -100,6 +100,7 @@ def topic_allowed(
         device_id: The authenticated device id (fills ``{device_id}``).
 
     Example:
+        >>> from energy_auth import DEFAULT_ACCESS_POLICY, topic_allowed
         >>> data = DEFAULT_ACCESS_POLICY.to_dict()
         >>> topic_allowed(data, "meter", "m1", "publish", "devices/m1/telemetry", device_id="m1")
         True
