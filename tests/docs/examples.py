@@ -297,6 +297,57 @@ async def _login(services: Services, stack: AsyncExitStack) -> dict[str, Any]:
     return {"password": password, "user": user}
 
 
+async def _legacy_login(services: Services, stack: AsyncExitStack) -> dict[str, Any]:
+    from passlib.hash import pbkdf2_sha256
+
+    password = "correct horse battery staple"
+    user = types.SimpleNamespace(id=7, password_hash=pbkdf2_sha256.hash(password))
+    updated: dict[int, str] = {}
+
+    class Users:
+        async def update(self, user_id: int, *, password_hash: str) -> None:
+            updated[user_id] = password_hash
+
+    return {"password": password, "user": user, "users": Users(), "updated": updated}
+
+
+async def _after_legacy_login(ns: dict[str, Any]) -> None:
+    # The passlib hash verified and was replaced by an argon2id one, as the README says.
+    assert ns["updated"][7].startswith("$argon2id$"), ns["updated"]
+
+
+async def _throttle(services: Services, stack: AsyncExitStack) -> dict[str, Any]:
+    from energy_auth import PasswordHasher
+    from energy_common.cache import create_cache
+    from fastapi import FastAPI, Request
+    from pydantic import BaseModel
+
+    class LoginForm(BaseModel):
+        username: str
+        password: str
+
+    class TokenResponse(BaseModel):
+        access_token: str
+
+    cache = create_cache("memory://")
+    stack.push_async_callback(cache.aclose)
+    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    user = types.SimpleNamespace(password_hash=await hasher.hash_async("correct horse battery staple"))
+    return {
+        "cache": cache,
+        "app": FastAPI(),
+        "LoginForm": LoginForm,
+        "TokenResponse": TokenResponse,
+        "Request": Request,
+        "hasher": hasher,
+        "user": user,
+    }
+
+
+async def _after_throttle(ns: dict[str, Any]) -> None:
+    assert [route.path for route in ns["app"].routes][-1] == "/auth/token"
+
+
 def _pem() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -628,6 +679,18 @@ SETUPS: tuple[Setup, ...] = (
         "stored = await hasher.hash_async(password)",
         "password and user come from the login request and the user store.",
         before=_login,
+    ),
+    Setup(
+        'hasher = PasswordHasher(legacy_schemes=["bcrypt", "pbkdf2_sha256"])',
+        "password, user and users come from the login request and the user store; here a passlib pbkdf2_sha256 hash.",
+        before=_legacy_login,
+        after=_after_legacy_login,
+    ),
+    Setup(
+        "throttle = LoginThrottle(cache.backend, address_limit=20, account_limit=5)",
+        "app, cache, hasher, user and the request/response models are the service's own.",
+        before=_throttle,
+        after=_after_throttle,
     ),
     Setup(
         "install_auth(app, tokens, api_keys=APIKeyAuthenticator(key_store))",
