@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, event, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from energy_common.database import Database, translating_errors_async
-from energy_common.exceptions import ValidationError
+from energy_common.exceptions import ConfigurationError, ValidationError
 from energy_common.timeseries._ddl import drop_ddl, q, series_ddl
 from energy_common.timeseries._grid import DayGrid, check_ts, grid_for
 from energy_common.timeseries._ingest import Ingestor
@@ -87,12 +87,25 @@ class TimeSeriesStore:
         return series_ddl(self.spec, self.db.dialect)
 
     async def create(self, *, now: int | None = None) -> None:
-        """Create the tables (idempotent) and, on PostgreSQL, the partitions around ``now``."""
+        """Create the tables (idempotent) and, on PostgreSQL, the partitions around ``now``.
+
+        Raises:
+            ConfigurationError: On PostgreSQL, the raw table exists but is not partitioned.
+        """
         async with translating_errors_async(), self.db.engine.begin() as conn:
             if self._pg:  # concurrent CREATE ... IF NOT EXISTS can still collide in the catalog
                 await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": self.spec.table})
             for statement in self.ddl():
                 await conn.exec_driver_sql(statement)
+            if self._pg:
+                kind = await conn.execute(
+                    text("SELECT relkind::text FROM pg_class WHERE oid = to_regclass(:t)"), {"t": q(self.spec.table)}
+                )
+                if kind.scalar() != "p":
+                    raise ConfigurationError(
+                        f"Table {self.spec.table!r} exists but is not partitioned (made before the time-series "
+                        "store); migrate it: rename it, create() the store, then INSERT ... SELECT the rows over."
+                    )
         await self.ensure_partitions(now=now)
 
     async def drop(self) -> None:
