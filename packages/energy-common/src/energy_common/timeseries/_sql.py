@@ -67,12 +67,14 @@ def combine_sql(spec: SeriesSpec, dialect: str, sources: Sequence[str], grid: Gr
     union = " UNION ALL ".join(f"SELECT * FROM ({source}) AS s{i}" for i, source in enumerate(sources))
     bucket = bucket_expr("t", grid)
     pg = dialect == "postgresql"
-    parts = ["k", "bucket", "SUM(n) AS n", "MIN(first_ts) AS first_ts", "MAX(last_ts) AS last_ts"]
+    # Counts stay BIGINT (PostgreSQL's SUM(bigint) is NUMERIC).
+    parts = ["k", "bucket", "CAST(SUM(n) AS BIGINT) AS n", "MIN(first_ts) AS first_ts", "MAX(last_ts) AS last_ts"]
     windows: list[str] = []
     for value in spec.values:
         n, total, low, high = (q(value + s) for s in ("_n", "_sum", "_min", "_max"))
         first, last = q(value + "_first"), q(value + "_last")
-        parts += [f"SUM({n}) AS {n}", f"SUM({total}) AS {total}", f"MIN({low}) AS {low}", f"MAX({high}) AS {high}"]
+        parts += [f"CAST(SUM({n}) AS BIGINT) AS {n}", f"SUM({total}) AS {total}"]
+        parts += [f"MIN({low}) AS {low}", f"MAX({high}) AS {high}"]
         if pg:
             parts.append(f"(array_agg({first} ORDER BY first_ts))[1] AS {first}")
             parts.append(f"(array_agg({last} ORDER BY last_ts DESC))[1] AS {last}")

@@ -6,8 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, event, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import event, text
 
 from energy_common.database import Database, translating_errors_async
 from energy_common.exceptions import ConfigurationError, ValidationError
@@ -17,6 +16,7 @@ from energy_common.timeseries._ingest import Ingestor
 from energy_common.timeseries._maintenance import Maintenance, RetentionReport, now_ms, segment_sources
 from energy_common.timeseries._partitions import Partitions
 from energy_common.timeseries._plan import plan_segments, usable_levels
+from energy_common.timeseries._reader import Reader
 from energy_common.timeseries._spec import AGGREGATES, SeriesSpec
 from energy_common.timeseries._sql import combine_sql, finals
 
@@ -76,6 +76,7 @@ class TimeSeriesStore:
         self.partitions = Partitions(db.engine, spec) if self._pg else None
         self._ingestor = Ingestor(db.engine, spec, self.partitions)
         self._maintenance = Maintenance(db.engine, spec, self.partitions)
+        self._reader = Reader(db.engine, spec)
         if not self._pg and not event.contains(db.engine.sync_engine, "checkout", _sqlite_functions):
             event.listen(db.engine.sync_engine, "checkout", _sqlite_functions)
         self._columns = ", ".join(q(c) for c in spec.columns)
@@ -117,6 +118,7 @@ class TimeSeriesStore:
             self.partitions = Partitions(self.db.engine, self.spec)
             self._ingestor = Ingestor(self.db.engine, self.spec, self.partitions)
             self._maintenance = Maintenance(self.db.engine, self.spec, self.partitions)
+        self._reader.forget_watermarks()
 
     async def ensure_partitions(
         self, start: int | None = None, end: int | None = None, *, now: int | None = None
@@ -168,12 +170,7 @@ class TimeSeriesStore:
 
     async def watermarks(self) -> dict[str, int | None]:
         """Each rollup level's watermark: buckets before it are rolled up (None: not yet)."""
-        async with translating_errors_async(), self.db.engine.connect() as conn:
-            return await self._marks(conn)
-
-    async def _marks(self, conn: AsyncConnection) -> dict[str, int | None]:
-        rows = await conn.execute(text(f"SELECT {q('level')}, {q('watermark')} FROM {q(self.spec.state_table)}"))
-        return {str(level): mark for level, mark in rows.all()}
+        return await self._reader.watermarks(fresh=True)
 
     async def latest(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The newest reading of each series in ``keys`` (series without readings are left out)."""
@@ -184,15 +181,12 @@ class TimeSeriesStore:
                 f"SELECT r.* FROM unnest(CAST(:keys AS VARCHAR[])) AS x(k) CROSS JOIN LATERAL "
                 f"(SELECT {self._columns} FROM {raw} WHERE {key} = x.k ORDER BY {time} DESC LIMIT 1) AS r"
             )
-            statement = text(sql)
         else:
             sql = (
                 f"SELECT {self._columns} FROM {raw} WHERE ({key}, {time}) IN "
-                f"(SELECT {key}, MAX({time}) FROM {raw} WHERE {key} IN :keys GROUP BY {key})"
+                f"(SELECT {key}, MAX({time}) FROM {raw} WHERE {self._reader.key_filter} GROUP BY {key})"
             )
-            statement = text(sql).bindparams(bindparam("keys", expanding=True))
-        async with translating_errors_async(), self.db.engine.connect() as conn:
-            rows = (await conn.execute(statement, {"keys": keys})).mappings().all()
+        rows = await self._reader.fetch(sql, {"keys": keys})
         return {row[self.spec.key]: dict(row) for row in rows}
 
     async def range(
@@ -232,19 +226,19 @@ class TimeSeriesStore:
             f"SELECT {self._columns}{counted} FROM {q(self.spec.table)} WHERE {where} "
             f"ORDER BY {time} {'DESC' if descending else 'ASC'} LIMIT :limit OFFSET :offset"
         )
-        async with translating_errors_async(), self.db.engine.connect() as conn:
-            rows = (await conn.execute(text(sql), params)).all()
-            count: int | None = None
-            if total:
-                count = int(rows[0][-1]) if rows else await self._count(conn, where, params)
-        width = len(self.spec.columns)
-        items = [dict(zip(self.spec.columns, row[:width], strict=True)) for row in rows]
+        rows = await self._reader.fetch(sql, params)
+        count: int | None = None
+        if total:
+            if rows:
+                count = int(rows[0]["_total"])
+            else:
+                counted_rows = await self._reader.fetch(
+                    f"SELECT COUNT(*) AS n FROM {q(self.spec.table)} WHERE {where}", params
+                )
+                count = int(counted_rows[0]["n"])
+        items = [{name: row[name] for name in self.spec.columns} for row in rows]
         after = items[-1][self.spec.time] if len(items) == limit else None
         return RangePage(items=items, total=count, next_before=after)
-
-    async def _count(self, conn: AsyncConnection, where: str, params: dict[str, Any]) -> int:
-        sql = f"SELECT COUNT(*) FROM {q(self.spec.table)} WHERE {where}"
-        return int((await conn.execute(text(sql), params)).scalar_one())
 
     async def aggregate(
         self,
@@ -255,7 +249,7 @@ class TimeSeriesStore:
         bucket: str = "1h",
         aggregates: Mapping[str, Sequence[str]],
         tz: str = "UTC",
-    ) -> list[dict[str, Any]]:
+    ) -> Sequence[Mapping[str, Any]]:
         """Bucketed aggregates of ``keys`` over ``[start, end)``, from rollups and the raw tail.
 
         The range is split by :func:`plan_segments`: whole buckets a rollup already holds
@@ -272,7 +266,8 @@ class TimeSeriesStore:
             tz: Time zone of day buckets (calendar days, DST aware).
 
         Returns:
-            One dict per series and non-empty bucket, ordered by key then bucket:
+            One read-only mapping per series and non-empty bucket (asyncpg records on
+            PostgreSQL: no per-row conversion), ordered by key then bucket:
             ``key``, ``bucket`` (start, epoch ms), ``count`` (readings) and
             ``<column>_<aggregate>`` for each one asked.
 
@@ -287,26 +282,26 @@ class TimeSeriesStore:
         size = 86_400_000 if isinstance(grid, DayGrid) else grid.size
         if (hi - lo) // size * len(keys) > _MAX_CELLS:
             raise ValidationError("Too many buckets for one query; use a coarser bucket or a shorter range.")
-        async with translating_errors_async(), self.db.engine.connect() as conn:
-            marks = await self._marks(conn)
-            segments = plan_segments(lo, hi, usable_levels(self.spec.levels, marks, grid, lo, hi), marks)
-            sources, params = segment_sources(self.spec, segments, f"{q(self.spec.key)} IN :keys AND ")
-            params.update(keys=keys, tz=tz)
-            level = next((lv for lv in self.spec.levels if segments and lv.table == segments[0].table), None)
-            if len(segments) == 1 and level is not None and level.grid == grid:
-                sql = f"SELECT {', '.join(finals(self.spec, wanted, 't'))} FROM ({sources[0]}) AS c ORDER BY 1, 2"
-            else:
-                combined = combine_sql(self.spec, self.db.dialect, sources, grid)
-                sql = f"SELECT {', '.join(finals(self.spec, wanted))} FROM ({combined}) AS c ORDER BY 1, 2"
-            statement = text(sql).bindparams(bindparam("keys", expanding=True))
-            rows = (await conn.execute(statement, params)).mappings().all()
-        return [dict(row) for row in rows]
+        marks = await self._reader.watermarks()
+        segments = plan_segments(lo, hi, usable_levels(self.spec.levels, marks, grid, lo, hi), marks)
+        sources, params = segment_sources(self.spec, segments, f"{self._reader.key_filter} AND ")
+        params.update(keys=keys, tz=tz)
+        level = next((lv for lv in self.spec.levels if segments and lv.table == segments[0].table), None)
+        if len(segments) == 1 and level is not None and level.grid == grid:
+            sql = f"SELECT {', '.join(finals(self.spec, wanted, 't'))} FROM ({sources[0]}) AS c ORDER BY 1, 2"
+        else:
+            combined = combine_sql(self.spec, self.db.dialect, sources, grid)
+            sql = f"SELECT {', '.join(finals(self.spec, wanted))} FROM ({combined}) AS c ORDER BY 1, 2"
+        return await self._reader.fetch(sql, params)
 
     # ------------------------------------------------------------------ maintenance
 
     async def refresh(self, *, now: int | None = None) -> dict[str, int]:
         """Roll up complete buckets older than ``now - lag`` (see ``Maintenance.refresh``)."""
-        return await self._maintenance.refresh(now)
+        try:
+            return await self._maintenance.refresh(now)
+        finally:
+            self._reader.forget_watermarks()
 
     async def apply_retention(self, *, now: int | None = None, detach: bool = False) -> RetentionReport:
         """Drop raw data past ``raw_retention`` and rollups past ``rollup_retention`` (one replica at a time)."""
