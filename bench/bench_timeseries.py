@@ -291,7 +291,9 @@ async def main(quick: bool) -> int:
         async with pool.acquire() as conn:
             await conn.execute(PLAIN_DDL)
         total = meters * days * 96 + hot
-        print(f"timeseries: {total:,} readings ({meters:,} meters x {days} days x 96 + {hot:,} of one meter), PostgreSQL")
+        print(
+            f"timeseries: {total:,} readings ({meters:,} meters x {days} days x 96 + {hot:,} of one meter), PostgreSQL"
+        )
         rates = await ingest(store, pool, meters, days, hot)
         print(
             f"  ingest (COPY, {BATCH:,}-row batches)     store {rates['store']:10,.0f} rows/s   "

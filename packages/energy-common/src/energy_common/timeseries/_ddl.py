@@ -47,7 +47,10 @@ def series_ddl(spec: SeriesSpec, dialect: str) -> list[str]:
     """
     pg = dialect == "postgresql"
     real = "DOUBLE PRECISION" if pg else "REAL"
-    key = f"{q(spec.key)} VARCHAR({spec.key_length}) NOT NULL"
+    # Series keys are identifiers: byte order ("C") compares and sorts them several times
+    # faster than a locale collation, in the primary keys and in every ORDER BY key.
+    collate = ' COLLATE "C"' if pg else ""
+    key = f"{q(spec.key)} VARCHAR({spec.key_length}){collate} NOT NULL"
     values = ", ".join(f"{q(value)} {real}" for value in spec.values)
     raw = (
         f"CREATE TABLE IF NOT EXISTS {q(spec.table)} ({key}, {q(spec.time)} BIGINT NOT NULL, {values}, "

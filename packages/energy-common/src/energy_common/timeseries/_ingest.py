@@ -38,7 +38,8 @@ class _CarefulPathError(Exception):
 
 
 def _sqlstate(exc: BaseException) -> str | None:
-    for candidate in (exc, getattr(exc, "orig", None), getattr(exc, "__cause__", None)):
+    orig = getattr(exc, "orig", None)
+    for candidate in (exc, orig, getattr(orig, "__cause__", None), exc.__cause__):
         state = getattr(candidate, "sqlstate", None)
         if isinstance(state, str):
             return state
@@ -83,19 +84,23 @@ class Ingestor:
         try:
             await self._fast(records)
             return None
-        except _CarefulPathError:
-            pass
-        if self._partitions is not None:
-            await self._partitions.ensure(self._partitions.starts_for(r[1] for r in records))
+        except _CarefulPathError as why:
+            missing = why.args == (_NO_PARTITION,)
         unique = list({(r[0], r[1]): r for r in reversed(records)}.values())
-        try:
-            async with self._engine.begin() as conn:
-                watermarks = await self._watermarks(conn)
-                if self._pg:
-                    return await self._careful_pg(conn, unique, watermarks)
-                return await self._careful_sqlite(conn, unique, watermarks)
-        except Exception as exc:
-            raise self._translate(exc) from exc
+        while True:
+            if missing and self._partitions is not None:
+                await self._partitions.ensure(self._partitions.starts_for(r[1] for r in unique))
+            try:
+                async with self._engine.begin() as conn:
+                    watermarks = await self._watermarks(conn)
+                    if self._pg:
+                        return await self._careful_pg(conn, unique, watermarks)
+                    return await self._careful_sqlite(conn, unique, watermarks)
+            except Exception as exc:
+                if _sqlstate(exc) == _NO_PARTITION and not missing:  # a late reading of a missing partition
+                    missing = True
+                    continue
+                raise self._translate(exc) from exc
 
     def _translate(self, exc: Exception) -> Exception:
         state = _sqlstate(exc)
@@ -135,7 +140,7 @@ class Ingestor:
         except Exception as exc:
             state = _sqlstate(exc)
             if state in (_DUPLICATE, _NO_PARTITION) or (not self._pg and "UNIQUE" in str(exc)):
-                raise _CarefulPathError from exc
+                raise _CarefulPathError(state) from exc
             raise self._translate(exc) from exc
 
     def _merges(self, relation: str, watermarks: dict[str, int | None]) -> list[tuple[str, dict[str, Any]]]:

@@ -61,8 +61,9 @@ def source_sql(spec: SeriesSpec, segment: Segment, where: str, relation: str | N
 def combine_sql(spec: SeriesSpec, dialect: str, sources: Sequence[str], grid: Grid) -> str:
     """Combine partial sources into buckets of ``grid``: ``k, bucket, <state columns>``.
 
-    First/last values follow ``first_ts``/``last_ts``: ``array_agg(... ORDER BY)[1]`` on
-    PostgreSQL, ``FIRST_VALUE`` windows on SQLite (which has no ordered aggregates).
+    First/last values follow ``first_ts``/``last_ts``: on PostgreSQL the minimum (maximum)
+    of ``ARRAY[time, value]`` pairs, whose order is decided by the time (unique within a
+    series; epoch ms are exact in float8 up to 2**53); on SQLite ``FIRST_VALUE`` windows.
     """
     union = " UNION ALL ".join(f"SELECT * FROM ({source}) AS s{i}" for i, source in enumerate(sources))
     bucket = bucket_expr("t", grid)
@@ -75,9 +76,9 @@ def combine_sql(spec: SeriesSpec, dialect: str, sources: Sequence[str], grid: Gr
         first, last = q(value + "_first"), q(value + "_last")
         parts += [f"CAST(SUM({n}) AS BIGINT) AS {n}", f"SUM({total}) AS {total}"]
         parts += [f"MIN({low}) AS {low}", f"MAX({high}) AS {high}"]
-        if pg:
-            parts.append(f"(array_agg({first} ORDER BY first_ts))[1] AS {first}")
-            parts.append(f"(array_agg({last} ORDER BY last_ts DESC))[1] AS {last}")
+        if pg:  # min/max of [time, value] pairs: plain (hashable) aggregates, no per-group sort
+            parts.append(f"(MIN(ARRAY[first_ts::float8, {first}]))[2] AS {first}")
+            parts.append(f"(MAX(ARRAY[last_ts::float8, {last}]))[2] AS {last}")
         else:  # every row of a bucket carries its first/last value; MAX picks it (NULL stays NULL)
             parts += [f"MAX({q(value + '_fw')}) AS {first}", f"MAX({q(value + '_lw')}) AS {last}"]
             windows.append(
