@@ -174,28 +174,35 @@ async def redeliveries(store: TimeSeriesStore, pool: asyncpg.Pool, day: int, rou
     return BATCH / statistics.median(store_s), BATCH / statistics.median(plain_s)
 
 
-async def queries(store: TimeSeriesStore, pool: asyncpg.Pool, *, meters: int, days: int, hot: int, rounds: int) -> None:
+def store_side(store: TimeSeriesStore, hundred: list[str], span: tuple[int, int, int], hot_end: int) -> list[Any]:
+    """The store's four queries (daily, hourly, page 1, deep page via ``before``) as callables."""
+    lo, hi, month_hi = span
+
+    async def daily() -> list[Any]:
+        rows = await store.aggregate(["m0042"], lo, hi, bucket="1d", aggregates={"energy_kwh": ("min", "max")})
+        return [(r["bucket"], r["energy_kwh_max"] - r["energy_kwh_min"]) for r in rows]
+
+    async def hourly() -> list[Any]:
+        rows = await store.aggregate(hundred, lo, month_hi, bucket="1h", aggregates={"power_w": ("avg",)})
+        return [(r["key"], r["bucket"], r["power_w_avg"]) for r in rows]
+
+    def keyset(before: int | None) -> Callable[[], Awaitable[list[Any]]]:
+        async def run() -> list[Any]:
+            page = await store.range("hot", T0, hot_end, limit=100, before=before)
+            return [tuple(r.values()) for r in page.items]
+
+        return run
+
+    return [daily, hourly, keyset]
+
+
+async def queries(
+    stores: dict[str, TimeSeriesStore], pool: asyncpg.Pool, *, meters: int, days: int, hot: int, rounds: int
+) -> None:
     """Daily energy, hourly power and pages: check equal results, then time interleaved."""
     lo, hi = T0, T0 + days * DAY
     month_hi = T0 + min(30, days) * DAY
     hundred = [f"m{m:04d}" for m in range(0, meters, max(1, meters // 100))][:100]
-
-    async def store_daily() -> list[Any]:
-        rows = await store.aggregate(["m0042"], lo, hi, bucket="1d", aggregates={"energy_kwh": ("min", "max")})
-        return [(r["bucket"], r["energy_kwh_max"] - r["energy_kwh_min"]) for r in rows]
-
-    async def plain_daily() -> list[Any]:
-        async with pool.acquire() as conn:
-            return [(r[0], r[1]) for r in await conn.fetch(DAILY_SQL, "m0042", lo, hi)]
-
-    async def store_hourly() -> list[Any]:
-        rows = await store.aggregate(hundred, lo, month_hi, bucket="1h", aggregates={"power_w": ("avg",)})
-        return [(r["key"], r["bucket"], r["power_w_avg"]) for r in rows]
-
-    async def plain_hourly() -> list[Any]:
-        async with pool.acquire() as conn:
-            return [(r[0], r[1], r[2]) for r in await conn.fetch(HOURLY_SQL, hundred, lo, month_hi)]
-
     newest = hot_rows(hot)[-1][1] + 1
     deep_page = hot // 100  # 10,000 on the full run
     deep_offset = (deep_page - 1) * 100
@@ -204,12 +211,13 @@ async def queries(store: TimeSeriesStore, pool: asyncpg.Pool, *, meters: int, da
             "SELECT ts FROM plain WHERE device_id = 'hot' ORDER BY ts DESC LIMIT 1 OFFSET $1", deep_offset - 1
         )
 
-    def keyset(before: int | None) -> Callable[[], Awaitable[list[Any]]]:
-        async def run() -> list[Any]:
-            page = await store.range("hot", T0, newest, limit=100, before=before)
-            return [tuple(r.values()) for r in page.items]
+    async def plain_daily() -> list[Any]:
+        async with pool.acquire() as conn:
+            return [(r[0], r[1]) for r in await conn.fetch(DAILY_SQL, "m0042", lo, hi)]
 
-        return run
+    async def plain_hourly() -> list[Any]:
+        async with pool.acquire() as conn:
+            return [(r[0], r[1], r[2]) for r in await conn.fetch(HOURLY_SQL, hundred, lo, month_hi)]
 
     def offset(skip: int) -> Callable[[], Awaitable[list[Any]]]:
         async def run() -> list[Any]:
@@ -218,26 +226,31 @@ async def queries(store: TimeSeriesStore, pool: asyncpg.Pool, *, meters: int, da
 
         return run
 
-    pairs: dict[str, tuple[Callable[[], Awaitable[list[Any]]], Callable[[], Awaitable[list[Any]]], int]] = {
-        "daily energy, 1 meter, whole range": (store_daily, plain_daily, 20),
-        "hourly power, 100 meters, 30 days": (store_hourly, plain_hourly, 2),
-        "page 1 (keyset vs offset)": (keyset(None), offset(0), 50),
-        f"page {deep_page:,} (keyset vs offset)": (keyset(deep_first), offset(deep_offset), 5),
-    }
-    for name, (ours, theirs, _) in pairs.items():
-        a, b = await ours(), await theirs()
-        assert a, f"{name}: no rows"
-        assert len(a) == len(b), f"{name}: {len(a)} vs {len(b)} rows"
-        for x, y in zip(a, b, strict=True):
-            assert all(close(p, q) if isinstance(p, float) else p == q for p, q in zip(x, y, strict=True)), name
-    samples: dict[str, dict[str, list[float]]] = {name: {"store": [], "plain": []} for name in pairs}
+    names = ["daily energy, 1 meter, whole range", "hourly power, 100 meters, 30 days"]
+    names += ["page 1 (keyset vs offset)", f"page {deep_page:,} (keyset vs offset)"]
+    repeats = [20, 2, 50, 5]
+    sides: dict[str, list[Callable[[], Awaitable[list[Any]]]]] = {"plain": [plain_daily, plain_hourly, offset(0)]}
+    sides["plain"].append(offset(deep_offset))
+    for label, store in stores.items():
+        daily, hourly, keyset = store_side(store, hundred, (lo, hi, month_hi), newest)
+        sides[label] = [daily, hourly, keyset(None), keyset(deep_first)]
+    for index, name in enumerate(names):
+        expected = await sides["plain"][index]()
+        for label in stores:
+            got = await sides[label][index]()
+            assert got, f"{name}: no rows"
+            assert len(got) == len(expected), f"{name}: {len(got)} vs {len(expected)} rows"
+            for x, y in zip(got, expected, strict=True):
+                assert all(close(p, q) if isinstance(p, float) else p == q for p, q in zip(x, y, strict=True)), name
+    samples = {name: {label: [] for label in sides} for name in names}  # type: dict[str, dict[str, list[float]]]
     for _ in range(rounds):
-        for name, (ours, theirs, repeat) in pairs.items():
-            for side, call in random.sample([("store", ours), ("plain", theirs)], 2):
-                samples[name][side].append(await timed(call, repeat))
-    for name, sides in samples.items():
-        ours_ms, theirs_ms = statistics.median(sides["store"]) * 1000, statistics.median(sides["plain"]) * 1000
-        print(f"  {name:<38} store {ours_ms:9.2f} ms   plain {theirs_ms:9.2f} ms   {theirs_ms / ours_ms:7.1f}x")
+        for index, name in enumerate(names):
+            for label in random.sample(list(sides), len(sides)):
+                samples[name][label].append(await timed(sides[label][index], repeats[index]))
+    for name in names:
+        ms = {label: statistics.median(values) * 1000 for label, values in samples[name].items()}
+        cells = "   ".join(f"{label} {ms[label]:8.2f} ms ({ms['plain'] / ms[label]:5.1f}x)" for label in stores)
+        print(f"  {name:<38} {cells}   plain {ms['plain']:8.2f} ms")
 
 
 async def retention(store: TimeSeriesStore, pool: asyncpg.Pool, days: int) -> None:
@@ -318,7 +331,15 @@ async def main(quick: bool) -> int:
             await conn.execute("VACUUM ANALYZE bench_readings")
             await conn.execute("VACUUM ANALYZE bench_readings_1h")
             await conn.execute("VACUUM ANALYZE bench_readings_1d")
-        await queries(store, pool, meters=meters, days=days, hot=hot, rounds=3 if quick else 5)
+        # The same store through a Database without pool_pre_ping: what its 3 round trips per
+        # checkout (asyncpg: BEGIN, ";" and ROLLBACK) cost a millisecond query.
+        lean_db = Database(
+            dsn.replace("postgresql://", "postgresql+asyncpg://"), engine_options={"pool_pre_ping": False}
+        )
+        lean = TimeSeriesStore(lean_db, spec)
+        stores = {"store": store, "store w/o pre-ping": lean}
+        await queries(stores, pool, meters=meters, days=days, hot=hot, rounds=3 if quick else 5)
+        await lean_db.dispose()
         await retention(store, pool, days)
         await pool.close()
         await db.dispose()

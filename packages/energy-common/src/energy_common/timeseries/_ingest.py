@@ -26,6 +26,7 @@ from energy_common.timeseries._grid import check_ts
 from energy_common.timeseries._partitions import Partitions
 from energy_common.timeseries._spec import SeriesSpec
 from energy_common.timeseries._sql import Segment, combine_sql, merge_set, source_sql
+from energy_common.timeseries._tx import write_transaction
 
 __all__ = ["Ingestor", "Record"]
 
@@ -91,7 +92,7 @@ class Ingestor:
             if missing and self._partitions is not None:
                 await self._partitions.ensure(self._partitions.starts_for(r[1] for r in unique))
             try:
-                async with self._engine.begin() as conn:
+                async with write_transaction(self._engine) as conn:
                     watermarks = await self._watermarks(conn)
                     if self._pg:
                         return await self._careful_pg(conn, unique, watermarks)
@@ -123,7 +124,7 @@ class Ingestor:
         check_ts(first, self._spec.time)
         check_ts(last, self._spec.time)
         try:
-            async with self._engine.begin() as conn:
+            async with write_transaction(self._engine) as conn:
                 marks = [m for m in (await self._watermarks(conn)).values() if m is not None]
                 if marks and first < max(marks):
                     raise _CarefulPathError

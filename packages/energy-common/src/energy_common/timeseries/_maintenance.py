@@ -17,6 +17,7 @@ from energy_common.timeseries._partitions import Partitions, lock_key
 from energy_common.timeseries._plan import plan_segments, usable_levels
 from energy_common.timeseries._spec import Level, SeriesSpec
 from energy_common.timeseries._sql import Segment, combine_sql, replace_set, source_sql
+from energy_common.timeseries._tx import write_transaction
 
 __all__ = ["Maintenance", "RetentionReport", "now_ms", "segment_sources"]
 
@@ -98,7 +99,7 @@ class Maintenance:
     async def _step(self, level: Level, finer: tuple[Level, ...], target_time: int) -> int | None:
         spec, grid = self._spec, level.grid
         lock = " FOR NO KEY UPDATE" if self._pg else ""
-        async with translating_errors_async(), self._engine.begin() as conn:
+        async with translating_errors_async(), write_transaction(self._engine) as conn:
             row = (
                 await conn.execute(
                     text(f"SELECT {q('watermark')} FROM {q(spec.state_table)} WHERE {q('level')} = :l{lock}"),
@@ -144,7 +145,7 @@ class Maintenance:
         """
         spec = self._spec
         moment = now if now is not None else now_ms()
-        async with translating_errors_async(), self._engine.begin() as conn:
+        async with translating_errors_async(), write_transaction(self._engine) as conn:
             if self._pg:
                 got = await conn.execute(
                     text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_key(spec, "retention")}
