@@ -204,7 +204,7 @@ async def queries(
     month_hi = T0 + min(30, days) * DAY
     hundred = [f"m{m:04d}" for m in range(0, meters, max(1, meters // 100))][:100]
     newest = hot_rows(hot)[-1][1] + 1
-    deep_page = hot // 100  # 10,000 on the full run
+    deep_page = hot // 100 - 1  # 10,000 on the full run (1,000,100 readings)
     deep_offset = (deep_page - 1) * 100
     async with pool.acquire() as conn:
         deep_first = await conn.fetchval(

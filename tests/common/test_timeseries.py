@@ -100,6 +100,25 @@ def _same(got: Sequence[Mapping[str, Any]], expected: list[dict[str, Any]]) -> N
             assert row[name] == (pytest.approx(value, rel=1e-9) if isinstance(value, float) else value), name
 
 
+def test_public_api_is_pinned() -> None:
+    """The package's public names stay stable and sorted."""
+    import energy_common.timeseries as package
+
+    assert package.__all__ == [
+        "AGGREGATES",
+        "MAX_TS",
+        "MIN_TS",
+        "RangePage",
+        "RetentionReport",
+        "SeriesSpec",
+        "TimeSeriesStore",
+        "drop_ddl",
+        "parse_duration",
+        "partition_ddl",
+        "series_ddl",
+    ]
+
+
 async def test_ddl_is_available_for_migrations(db: Database) -> None:
     """The store's DDL is a list of plain statements (partitioned on PostgreSQL) an Alembic migration can run."""
     spec = _spec()
