@@ -149,6 +149,8 @@ async def test_partitions_ahead_and_on_demand(db: Database) -> None:
             await store.ingest([("m1", 2**62, 1.0, 1.0)])
         with pytest.raises(OutOfRangeError):
             await store.range("m1", 0, 253_402_300_800_000)
+        with pytest.raises(OutOfRangeError):
+            await store.range("m1", T0, T0 + DAY, offset=2**63)
     finally:
         await store.drop()
 
@@ -294,5 +296,29 @@ async def test_refresh_racing_ingest_loses_nothing(db: Database) -> None:
             _same(got, _oracle(rows, grid, T0, T0 + 3 * DAY))
         marks = await store.watermarks()
         assert marks["1h"] == T0 + 4 * DAY - HOUR
+    finally:
+        await store.drop()
+
+
+async def test_retention_can_detach_instead_of_drop(db: Database) -> None:
+    """With detach=True old partitions leave the series but stay as tables (PostgreSQL); SQLite deletes rows."""
+    store = await _store(db, raw_retention="1d")
+    try:
+        await store.ingest(_rows(1, T0, 3 * 96))
+        await store.refresh(now=T0 + 3 * DAY)
+        report = await store.apply_retention(now=T0 + 3 * DAY, detach=True)
+        assert report.cutoff == T0 + 2 * DAY
+        kept = await store.range("m0", T0, T0 + 3 * DAY, limit=1000, descending=False)
+        assert kept.items[0]["ts"] == T0 + 2 * DAY
+        if store.partitions is not None:
+            assert report.dropped == [store.spec.partition_name(T0), store.spec.partition_name(T0 + DAY)]
+            async with db.engine.connect() as conn:
+                found = await conn.exec_driver_sql(f'SELECT count(*) FROM "{report.dropped[0]}"')  # noqa: S608 - a name the store made
+                assert found.scalar() == 96
+                await conn.exec_driver_sql(f'DROP TABLE "{report.dropped[0]}"')
+                await conn.exec_driver_sql(f'DROP TABLE "{report.dropped[1]}"')
+                await conn.commit()
+        else:
+            assert report.deleted_rows == 2 * 96
     finally:
         await store.drop()

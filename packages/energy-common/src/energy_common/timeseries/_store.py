@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import event, text
 
 from energy_common.database import Database, translating_errors_async
-from energy_common.exceptions import ConfigurationError, ValidationError
+from energy_common.exceptions import ConfigurationError, OutOfRangeError, ValidationError
 from energy_common.timeseries._ddl import drop_ddl, q, series_ddl
 from energy_common.timeseries._grid import DayGrid, check_ts, grid_for
 from energy_common.timeseries._ingest import Ingestor
@@ -213,8 +213,10 @@ class TimeSeriesStore:
         lo, hi = self._span(start, end)
         if not isinstance(limit, int) or not 1 <= limit <= _MAX_LIMIT:
             raise ValidationError(f"limit must be between 1 and {_MAX_LIMIT}.", {"field": "limit"})
-        if not isinstance(offset, int) or not 0 <= offset < 2**63:
-            raise ValidationError("offset must be a non-negative 64-bit integer.", {"field": "offset"})
+        if not isinstance(offset, int) or offset < 0:
+            raise ValidationError("offset must be a non-negative integer.", {"field": "offset"})
+        if offset >= 2**63:
+            raise OutOfRangeError("offset is out of range: use a value below 2**63.", {"field": "offset"})
         params: dict[str, Any] = {"k": key, "lo": lo, "hi": hi, "limit": limit, "offset": offset}
         time = q(self.spec.time)
         where = f"{q(self.spec.key)} = :k AND {time} >= :lo AND {time} < :hi"
