@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, and_, delete, exists, false, func, inspect, or_, select, tuple_
+from sqlalchemy import delete, exists, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
 
@@ -13,6 +13,7 @@ from energy_common.database._bulk import copy_rows, insert_rows, upsert_statemen
 from energy_common.database._cursor import CursorCodec
 from energy_common.database._errors import translating_errors_async
 from energy_common.database._filters import build_filters, build_order_by, check_value, column_attribute
+from energy_common.database._keyset import after_clause, keyset_columns
 from energy_common.database._page import CursorPage, Page
 from energy_common.exceptions import (
     ConfigurationError,
@@ -219,7 +220,7 @@ class BaseRepository(Generic[ModelT]):
             raise ConfigurationError(f"{type(self).__name__} needs cursors=CursorCodec(key) for paginate_after.")
         size = self.default_page_size if limit is None else limit
         self._check_limit(size)
-        keys = self._keyset(order_by)
+        keys = keyset_columns(self.model, self._mapper, self._pk_name, order_by)
         clauses = build_filters(self.model, self._mapper, filters)
         fingerprint = f"{self.model.__name__}|{keys}|{sorted((k, repr(v)) for k, v in filters.items())}"
         if cursor is not None:
@@ -228,7 +229,7 @@ class BaseRepository(Generic[ModelT]):
                 raise ValidationError("The cursor does not match this query; start again.", {"field": "cursor"})
             for (name, _), value in zip(keys, values, strict=True):
                 check_value(getattr(self.model, name), "cursor", value)
-            clauses.append(self._after(keys, values))
+            clauses.append(after_clause(self.model, keys, values))
         terms = [getattr(self.model, n).desc() if desc else getattr(self.model, n).asc() for n, desc in keys]
         stmt = select(self.model).where(*clauses).order_by(*terms).limit(size + 1)
         async with translating_errors_async():
@@ -238,32 +239,6 @@ class BaseRepository(Generic[ModelT]):
             items = items[:size]
             next_cursor = self._cursors.encode([getattr(items[-1], n) for n, _ in keys], fingerprint)
         return CursorPage(items=items, next_cursor=next_cursor, limit=size)
-
-    def _keyset(self, order_by: str | Sequence[str] | None) -> list[tuple[str, bool]]:
-        names = [] if order_by is None else [order_by] if isinstance(order_by, str) else list(order_by)
-        keys: list[tuple[str, bool]] = []
-        for raw in names:
-            desc = isinstance(raw, str) and raw.startswith("-")
-            name = raw[1:] if desc else raw
-            column = column_attribute(self.model, self._mapper, name).property.columns[0]
-            if column.nullable:
-                raise ValidationError(f"paginate_after cannot order by nullable column {name!r}.", {"field": name})
-            keys.append((name, desc))
-        if self._pk_name not in {name for name, _ in keys}:
-            keys.append((self._pk_name, keys[-1][1] if keys else False))
-        return keys
-
-    def _after(self, keys: list[tuple[str, bool]], values: list[Any]) -> ColumnElement[bool]:
-        """Rows strictly after ``values`` in the keyset order (a row comparison when uniform)."""
-        columns = [getattr(self.model, name) for name, _ in keys]
-        if all(desc == keys[0][1] for _, desc in keys):
-            left, right = tuple_(*columns), tuple_(*values)
-            return left < right if keys[0][1] else left > right
-        alternatives: list[ColumnElement[bool]] = []
-        for i, ((_, desc), column) in enumerate(zip(keys, columns, strict=True)):
-            step = column < values[i] if desc else column > values[i]
-            alternatives.append(and_(*(c == v for c, v in zip(columns[:i], values[:i], strict=True)), step))
-        return or_(false(), *alternatives)
 
     async def count(self, **filters: Any) -> int:
         """Return the number of rows matching ``filters``."""
