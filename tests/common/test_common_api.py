@@ -22,6 +22,7 @@ EXPECTED_ALL = [
     "ExternalServiceError",
     "MessagingConnectionError",
     "MessagingError",
+    "OutOfRangeError",
     "PayloadTooLargeError",
     "RateLimitExceededError",
     "ResourceNotFoundError",

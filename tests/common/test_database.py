@@ -64,8 +64,11 @@ def test_public_api_is_pinned() -> None:
     """The package's public names stay stable."""
     assert database_pkg.__all__ == [
         "NAMING_CONVENTION",
+        "OPERATORS",
         "Base",
         "BaseRepository",
+        "CursorCodec",
+        "CursorPage",
         "Database",
         "IdMixin",
         "Page",

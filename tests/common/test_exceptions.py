@@ -17,6 +17,7 @@ from energy_common.exceptions import (
     ExternalServiceError,
     MessagingConnectionError,
     MessagingError,
+    OutOfRangeError,
     PayloadTooLargeError,
     RateLimitExceededError,
     ResourceNotFoundError,
@@ -27,6 +28,7 @@ from energy_common.exceptions import (
 TABLE = [
     (EnergyError, 500, "INTERNAL_ERROR"),
     (ValidationError, 400, "VALIDATION_ERROR"),
+    (OutOfRangeError, 422, "VALUE_OUT_OF_RANGE"),
     (AuthenticationError, 401, "AUTHENTICATION_ERROR"),
     (AuthorizationError, 403, "AUTHORIZATION_ERROR"),
     (ResourceNotFoundError, 404, "RESOURCE_NOT_FOUND"),

@@ -3,10 +3,10 @@
 Every message handler puts its reading in the current batch and waits until the batch
 is committed; only then does the MQTT manager acknowledge the message (PUBACK). A crash
 before the commit therefore leaves the message unacknowledged and the broker delivers it
-again, and the unique key ``(device_id, ts)`` stores a redelivered reading once: a batch
-that holds one fails as a whole (COPY or ``create_many`` raise ``ConflictError``) and is
-written again with only the readings not stored yet (``create_many(on_conflict="ignore")``),
-so only those update the cache and get an event. The number of handlers running at once
+again, and the series key ``(device_id, ts)`` stores a redelivered reading once: the
+time-series store COPYs a batch straight into its partitions and, when one of its
+readings is stored already, writes it again with duplicate suppression and returns
+only the new ones, so only those update the cache and get an event. The number of handlers running at once
 (``INGEST_CONCURRENCY``) bounds how many readings a batch can hold.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,12 +23,12 @@ from typing import Any
 
 from energy_common.cache import CacheKey, CacheManager
 from energy_common.database import Database
-from energy_common.exceptions import ConflictError, EnergyError, ServiceUnavailableError
+from energy_common.exceptions import EnergyError, ServiceUnavailableError
 from energy_messaging import MQTTMessage
 from energy_messaging.events import EventBus
 from energy_monitoring import MetricsRegistry
 
-from meter_service._repositories import READING_COLUMNS, ReadingRepository
+from meter_service._repositories import READING_COLUMNS, ReadingStore
 from meter_service._schemas import TelemetryPayload
 
 __all__ = ["READING_EVENT", "IngestStats", "TelemetryIngestor", "latest_key"]
@@ -73,9 +74,11 @@ class TelemetryIngestor:
         metrics: Registry for the ingestion metrics.
         batch_size: Flush when this many readings wait.
         max_delay: Flush at the latest this many seconds after the first reading arrived.
-        copy: Use PostgreSQL ``COPY`` for the batch (``create_many`` otherwise / on SQLite).
+        copy: Kept for compatibility (the store always COPYs on PostgreSQL).
         flushers: Batches written at once (overlaps database round trips; 1 on SQLite,
             whose writers queue anyway).
+        readings: Where batches are stored (default: a :class:`ReadingStore` on ``db``
+            without its maintenance task).
     """
 
     def __init__(
@@ -89,14 +92,16 @@ class TelemetryIngestor:
         max_delay: float = 0.05,
         copy: bool = True,
         flushers: int = 4,
+        readings: ReadingStore | None = None,
     ) -> None:
         self._db = db
+        self._readings = readings or ReadingStore(db, secrets.token_bytes(32), maintenance_interval=None)
         self._cache = cache
         self._bus = bus
         self._metrics = metrics
         self._batch_size = batch_size
         self._max_delay = max_delay
-        self._copy = copy and db.is_postgres
+        del copy  # the store decides: COPY on PostgreSQL, executemany on SQLite
         self._buffer: list[tuple[Row, asyncio.Future[None]]] = []
         self._has_items = asyncio.Event()
         self._full = asyncio.Event()
@@ -232,14 +237,7 @@ class TelemetryIngestor:
 
     async def _store(self, rows: list[Row]) -> list[Row]:
         """Store the batch; return the rows that were new (all of them unless redelivered)."""
-        try:
-            async with self._db.session() as session:
-                await ReadingRepository(session).bulk_load(rows, copy=self._copy)
-            return rows
-        except ConflictError:
-            pass  # some reading of the batch is stored already (a redelivery): keep only the new ones
-        async with self._db.session() as session:
-            return await ReadingRepository(session).insert_new(rows)
+        return await self._readings.store_batch(rows)
 
     async def _update_cache(self, rows: list[Row]) -> None:
         latest: dict[CacheKey, Mapping[str, Any]] = {}

@@ -1,161 +1,141 @@
-"""Repositories: readings (batch store with exactly-once, time ranges, daily summary) and users."""
+"""Storage: readings in the time-series store (batches, pages, daily summary, series) and users."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from energy_common.database import BaseRepository, Page, translating_errors_async
-from energy_common.exceptions import ConflictError
-from sqlalchemy import bindparam, func, select, tuple_
+from energy_common.database import BaseRepository, CursorCodec
+from energy_common.exceptions import EnergyError
+from energy_common.timeseries import SeriesSpec, TimeSeriesStore
 
-from meter_service._models import Reading, User
-from meter_service._schemas import DaySummary
+from meter_service._models import User
+from meter_service._schemas import DaySummary, SeriesPoint
 
-__all__ = ["READING_COLUMNS", "ReadingRepository", "UserRepository"]
+__all__ = ["READINGS", "READING_COLUMNS", "ReadingStore", "UserRepository"]
 
-#: Column order of the rows the ingestion hands to :meth:`ReadingRepository.store_batch`.
+logger = logging.getLogger("meter_service.readings")
+
+#: Column order of the rows the ingestion hands to :meth:`ReadingStore.store_batch`.
 READING_COLUMNS = ("device_id", "ts", "power_w", "voltage_v", "energy_kwh")
-_DAY_MS = 86_400_000
+#: The readings series: daily partitions, hourly and daily rollups (UTC days).
+READINGS = SeriesSpec("readings", ("power_w", "voltage_v", "energy_kwh"), key="device_id", time="ts")
 RowT = TypeVar("RowT", bound=Mapping[str, Any])
-_KEYS_PER_QUERY = 500  # (device_id, ts) pairs per IN list: 1,000 bound parameters
-
-# The readings endpoint's statements, built once: Core columns (no ORM loading) and bound
-# parameters, so a request only binds values. ``count(*) OVER ()`` gives the range's total
-# with the page itself, in the same round trip.
-_TABLE = Reading.__table__
-_IN_RANGE = (
-    _TABLE.c.device_id == bindparam("device_id"),
-    _TABLE.c.ts >= bindparam("start_ms"),
-    _TABLE.c.ts < bindparam("end_ms"),
-)
-_PAGE = (
-    select(*(_TABLE.c[name] for name in READING_COLUMNS), func.count().over().label("total"))
-    .where(*_IN_RANGE)
-    .order_by(_TABLE.c.ts.desc())
-    .limit(bindparam("limit"))
-    .offset(bindparam("offset"))
-)
-_COUNT = select(func.count()).select_from(_TABLE).where(*_IN_RANGE)
+_POWER = ("avg", "max", "min")
+_ENERGY = ("min", "max")
 
 
-class ReadingRepository(BaseRepository[Reading]):
-    """Readings of meters; one instance per session.
+class ReadingStore:
+    """The meter readings: one :class:`TimeSeriesStore` and the service's queries on it.
 
-    Example:
-        >>> async def store(db: Database, rows: list[dict[str, Any]]) -> int:  # doctest: +SKIP
-        ...     async with db.session() as session:
-        ...         return await ReadingRepository(session).bulk_load(rows, copy=db.is_postgres)
+    Args:
+        db: The database.
+        cursor_key: Secret (>= 32 bytes) signing the readings cursors; the same on every replica.
+        maintenance_interval: Seconds between two maintenance runs (partitions ahead,
+            rollup refresh, retention); None runs none (tests drive it).
+        spec: The series (default :data:`READINGS`).
     """
 
-    max_page_size = 1000
+    def __init__(
+        self,
+        db: Any,
+        cursor_key: str | bytes,
+        *,
+        maintenance_interval: float | None = 60.0,
+        spec: SeriesSpec = READINGS,
+    ) -> None:
+        self.series = TimeSeriesStore(db, spec)
+        self._cursors = CursorCodec(cursor_key)
+        self._interval = maintenance_interval
+        self._task: asyncio.Task[None] | None = None
 
-    def __init__(self, session: Any) -> None:
-        super().__init__(session, Reading)
+    async def start(self) -> None:
+        """Create the tables and partitions, then start the maintenance task."""
+        await self.series.create()
+        if self._interval is not None and self._task is None:
+            self._task = asyncio.create_task(self._maintain(self._interval), name="meter-readings-maintenance")
 
-    async def bulk_load(self, rows: Sequence[Mapping[str, Any]], *, copy: bool) -> int:
-        """Store a batch in one statement: PostgreSQL ``COPY`` or ``create_many``.
+    async def aclose(self) -> None:
+        """Stop the maintenance task."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _maintain(self, interval: float) -> None:
+        while True:
+            try:
+                await self.series.maintain()
+            except EnergyError as exc:  # a database outage: try again next round
+                logger.warning("readings maintenance failed: %s", exc.message)
+            await asyncio.sleep(interval)
+
+    async def store_batch(self, rows: Sequence[RowT]) -> list[RowT]:
+        """Store a batch once per ``(device_id, ts)``; return the readings that were new."""
+        return await self.series.ingest(rows)
+
+    async def page(
+        self, device_id: str, start_ms: int, end_ms: int, *, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A keyset page, newest first, and the cursor of the next one (None at the end).
 
         Raises:
-            ConflictError: A reading of the batch is stored already (nothing of it is kept
-                once the session rolls back); store it with :meth:`insert_new` instead.
+            ValidationError: The cursor was forged, altered or made for another meter or range.
         """
-        if copy:
-            return await self.copy_many(list(rows), columns=list(READING_COLUMNS))
-        return await self.create_many(rows, batch_size=max(len(rows), 1))
+        query = f"readings|{device_id}|{start_ms}|{end_ms}"
+        before = self._cursors.decode(cursor, query)[0] if cursor else None
+        found = await self.series.range(device_id, start_ms, end_ms, limit=limit, before=before)
+        following = None if found.next_before is None else self._cursors.encode([found.next_before], query)
+        return found.items, following
 
-    async def insert_new(self, rows: Sequence[RowT]) -> list[RowT]:
-        """Store the readings that are not stored yet and return exactly those.
-
-        Reads which keys are stored, then writes the others with
-        ``create_many(on_conflict="ignore")``. If that skips any (another replica stored
-        them in between), the caller's transaction must not commit: the rows written
-        would not be the ones returned.
-
-        Raises:
-            ConflictError: Another writer stored some of these readings meanwhile; roll
-                back and call again.
-        """
-        stored = await self._stored_keys(rows)
-        new = [row for row in rows if (row["device_id"], row["ts"]) not in stored]
-        if not new:
-            return []
-        written = await self.create_many(
-            new, batch_size=len(new), on_conflict="ignore", conflict_columns=["device_id", "ts"]
-        )
-        if written != len(new):
-            raise ConflictError(
-                f"{len(new) - written} of {len(new)} readings were stored by another writer meanwhile; retry the batch.",
-                {"skipped": len(new) - written},
-            )
-        return new
-
-    async def _stored_keys(self, rows: Sequence[Mapping[str, Any]]) -> set[tuple[str, int]]:
-        keys = list({(row["device_id"], row["ts"]) for row in rows})
-        found: set[tuple[str, int]] = set()
-        async with translating_errors_async():
-            for start in range(0, len(keys), _KEYS_PER_QUERY):
-                chunk = keys[start : start + _KEYS_PER_QUERY]
-                stmt = select(Reading.device_id, Reading.ts).where(tuple_(Reading.device_id, Reading.ts).in_(chunk))
-                found.update((row[0], row[1]) for row in (await self.session.execute(stmt)).all())
-        return found
-
-    async def in_range(
+    async def page_by_number(
         self, device_id: str, start_ms: int, end_ms: int, *, page: int, limit: int
-    ) -> Page[dict[str, Any]]:
-        """Readings of one meter with ``start_ms <= ts < end_ms``, newest first.
-
-        This is the API's hot path: one statement returns the page and the range's total
-        (``count(*) OVER ()``); only a page past the end (no rows) needs a ``COUNT``. The
-        items are plain dicts of :data:`READING_COLUMNS` (the shape of ``ReadingOut``):
-        our own columns, so neither ORM objects nor pydantic models are built per row.
-        """
-        self._check_limit(limit)
-        params = {"device_id": device_id, "start_ms": start_ms, "end_ms": end_ms}
-        async with translating_errors_async():
-            rows = (await self.session.execute(_PAGE, {**params, "limit": limit, "offset": (page - 1) * limit})).all()
-            if rows:
-                total = int(rows[0].total)
-            elif page == 1:
-                total = 0
-            else:
-                total = int((await self.session.execute(_COUNT, params)).scalar_one())
-        items = [dict(zip(READING_COLUMNS, row, strict=False)) for row in rows]  # the last column is the total
-        return Page(items=items, total=total, page=page, limit=limit)
+    ) -> tuple[list[dict[str, Any]], int]:
+        """An offset page, newest first, with the range's total (same statement)."""
+        found = await self.series.range(device_id, start_ms, end_ms, limit=limit, offset=(page - 1) * limit, total=True)
+        return found.items, found.total or 0
 
     async def daily_summary(self, device_id: str, start_ms: int, end_ms: int) -> list[DaySummary]:
-        """kWh (last minus first cumulative reading), peak and mean power per UTC day."""
-        day_col = (Reading.ts // _DAY_MS).label("day")  # integer division on both engines
-        stmt = (
-            select(
-                day_col,
-                func.count(),
-                func.max(Reading.power_w),
-                func.avg(Reading.power_w),
-                func.min(Reading.energy_kwh),
-                func.max(Reading.energy_kwh),
-            )
-            .where(Reading.device_id == device_id, Reading.ts >= start_ms, Reading.ts < end_ms)
-            .group_by(day_col)
-            .order_by(day_col)
+        """kWh (last minus first cumulative reading), peak and mean power per UTC day, from the daily rollup."""
+        days = await self.series.aggregate(
+            [device_id], start_ms, end_ms, bucket="1d", aggregates={"power_w": ("max", "avg"), "energy_kwh": _ENERGY}
         )
-        async with translating_errors_async():
-            rows = (await self.session.execute(stmt)).all()
         return [
             DaySummary(
-                day=_day(int(row[0])),
-                readings=int(row[1]),
-                peak_w=float(row[2]),
-                avg_w=round(float(row[3]), 3),
-                kwh=round(float(row[5] or 0.0) - float(row[4] or 0.0), 6),
+                day=datetime.fromtimestamp(row["bucket"] / 1000, UTC).date(),
+                readings=int(row["count"]),
+                peak_w=float(row["power_w_max"]),
+                avg_w=round(float(row["power_w_avg"]), 3),
+                kwh=round(float(row["energy_kwh_max"] or 0.0) - float(row["energy_kwh_min"] or 0.0), 6),
+            )
+            for row in days
+        ]
+
+    async def series_points(
+        self, device_id: str, start_ms: int, end_ms: int, *, bucket: str, tz: str
+    ) -> list[SeriesPoint]:
+        """Power (mean, min, max) and energy per bucket of one meter, for a dashboard."""
+        rows = await self.series.aggregate(
+            [device_id], start_ms, end_ms, bucket=bucket, tz=tz, aggregates={"power_w": _POWER, "energy_kwh": _ENERGY}
+        )
+        return [
+            SeriesPoint(
+                start=datetime.fromtimestamp(row["bucket"] / 1000, UTC),
+                readings=int(row["count"]),
+                avg_w=None if row["power_w_avg"] is None else round(float(row["power_w_avg"]), 3),
+                min_w=row["power_w_min"],
+                max_w=row["power_w_max"],
+                kwh=None
+                if row["energy_kwh_max"] is None
+                else round(float(row["energy_kwh_max"]) - float(row["energy_kwh_min"]), 6),
             )
             for row in rows
         ]
-
-
-def _day(index: int) -> date:
-    return datetime.fromtimestamp(index * _DAY_MS / 1000, UTC).date()
 
 
 class UserRepository(BaseRepository[User]):

@@ -31,7 +31,7 @@ from energy_monitoring.tracing import instrument_engine, setup_tracing
 import meter_service._models  # noqa: F401 - registers the tables on Base.metadata
 from meter_service._broker import EmbeddedBroker
 from meter_service._ingest import READING_EVENT, TelemetryIngestor
-from meter_service._repositories import UserRepository
+from meter_service._repositories import ReadingStore, UserRepository
 from meter_service._schemas import TelemetryPayload
 from meter_service._settings import MeterSettings, MQTTAddress
 from meter_service._simulation import MeterFleet
@@ -93,6 +93,7 @@ class MeterRuntime:
         )
         self.generated_admin_password: str | None = None
         self.db = Database(settings.resolved_database_url, application_name=settings.service_name)
+        self.readings = ReadingStore(self.db, secret)
         self._redis: Any = None
         registry: DeviceRegistry
         if settings.redis_url:
@@ -165,6 +166,7 @@ class MeterRuntime:
             max_delay=settings.ingest_max_delay,
             copy=settings.ingest_copy,
             flushers=settings.ingest_flushers,
+            readings=self.readings,
         )
         self.health = HealthChecker(settings.service_name, default_timeout=2.0)
         self.health.add_check(DatabaseHealthCheck(self.db))
@@ -203,6 +205,8 @@ class MeterRuntime:
                 private_data_file(settings.resolved_data_dir / "meter.db")
             stack.push_async_callback(self.db.dispose)
             await self.db.create_all(Base.metadata)
+            await self.readings.start()
+            stack.push_async_callback(self.readings.aclose)
             stack.push_async_callback(self._close_cache)
             if self.bus is not None:
                 if settings.simulator_enabled:

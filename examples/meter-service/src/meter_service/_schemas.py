@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -17,6 +17,7 @@ __all__ = [
     "DeviceIn",
     "DeviceOut",
     "ReadingOut",
+    "SeriesPoint",
     "TelemetryPayload",
     "TokenRequest",
     "TokenResponse",
@@ -123,6 +124,17 @@ class DaySummary(BaseModel):
     peak_w: float
     avg_w: float
     readings: int
+
+
+class SeriesPoint(BaseModel):
+    """Power and energy of one meter over one bucket (15 minutes, an hour or a day)."""
+
+    start: datetime = Field(description="Start of the bucket (UTC; a local midnight for day buckets).")
+    readings: int
+    avg_w: float | None
+    min_w: float | None
+    max_w: float | None
+    kwh: float | None = Field(description="Energy used: last minus first meter reading of the bucket.")
 
 
 class CommandRequest(BaseModel):

@@ -6,6 +6,7 @@ of them into the standard error envelope without a lookup table::
 
     EnergyError                         500  INTERNAL_ERROR
     ├── ValidationError                 400  VALIDATION_ERROR
+    │   └── OutOfRangeError             422  VALUE_OUT_OF_RANGE
     ├── AuthenticationError             401  AUTHENTICATION_ERROR
     ├── AuthorizationError              403  AUTHORIZATION_ERROR
     ├── ResourceNotFoundError           404  RESOURCE_NOT_FOUND
@@ -53,6 +54,7 @@ __all__ = [
     "ExternalServiceError",
     "MessagingConnectionError",
     "MessagingError",
+    "OutOfRangeError",
     "PayloadTooLargeError",
     "RateLimitExceededError",
     "ResourceNotFoundError",
@@ -102,6 +104,18 @@ class ValidationError(EnergyError):
     error_code = "VALIDATION_ERROR"
     status_code = 400
     default_message = "The request is invalid."
+
+
+class OutOfRangeError(ValidationError):
+    """A number or date is outside what can be stored or compared (page past int64, year 9999 + offset).
+
+    Answered 422 like FastAPI's own request validation; ``details.field`` names the
+    parameter to fix.
+    """
+
+    error_code = "VALUE_OUT_OF_RANGE"
+    status_code = 422
+    default_message = "A value is out of the supported range."
 
 
 class AuthenticationError(EnergyError):

@@ -1,4 +1,4 @@
-"""``Page``: one page of results plus the total, ready for ``APIResponse.paginated``."""
+"""``Page`` (offset pages with the total) and ``CursorPage`` (keyset pages with the next cursor)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["Page"]
+__all__ = ["CursorPage", "Page"]
 
 T = TypeVar("T")
 
@@ -41,3 +41,23 @@ class Page(Generic[T]):
     def has_next(self) -> bool:
         """Whether a later page exists."""
         return self.page < self.pages
+
+
+@dataclass(frozen=True, slots=True)
+class CursorPage(Generic[T]):
+    """A keyset page: ``items`` and the opaque cursor of the next page.
+
+    Attributes:
+        items: The rows of this page, in the requested order.
+        next_cursor: Pass to ``paginate_after`` for the next page; None on the last one.
+        limit: Page size asked for.
+    """
+
+    items: list[T]
+    next_cursor: str | None
+    limit: int
+
+    @property
+    def has_next(self) -> bool:
+        """Whether a later page exists."""
+        return self.next_cursor is not None

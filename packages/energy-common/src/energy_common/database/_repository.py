@@ -10,10 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
 
 from energy_common.database._bulk import copy_rows, insert_rows, upsert_statement
+from energy_common.database._cursor import CursorCodec
 from energy_common.database._errors import translating_errors_async
-from energy_common.database._filters import build_filters, build_order_by, column_attribute
-from energy_common.database._page import Page
-from energy_common.exceptions import ConflictError, ResourceNotFoundError, ValidationError
+from energy_common.database._filters import build_filters, build_order_by, check_value, column_attribute
+from energy_common.database._keyset import after_clause, keyset_columns
+from energy_common.database._page import CursorPage, Page
+from energy_common.exceptions import (
+    ConfigurationError,
+    ConflictError,
+    OutOfRangeError,
+    ResourceNotFoundError,
+    ValidationError,
+)
 
 __all__ = ["BaseRepository"]
 
@@ -25,6 +33,10 @@ class BaseRepository(Generic[ModelT]):
 
     Filter, ordering and data field names are checked against the model's mapped
     columns; an unknown name raises :class:`ValidationError` and never reaches SQL.
+    Filters are keywords, ``name=value`` or ``name__<op>=value`` with ``op`` one of
+    ``eq ne gt gte lt lte in not_in between like is_null`` (``find_by(ts__gte=a,
+    ts__lt=b)``); a value its column cannot hold (an int past int64, a date past year
+    9999 in UTC) raises :class:`OutOfRangeError` (422) instead of a driver overflow.
     Database errors surface as ``ConflictError`` (integrity, stale version),
     ``DatabaseConnectionError`` or ``DatabaseError``.
 
@@ -32,6 +44,7 @@ class BaseRepository(Generic[ModelT]):
         session: The session of the current unit of work (see ``Database.session``).
         model: The mapped class.
         max_page_size: Largest ``limit`` accepted (class default ``max_page_size``).
+        cursors: Signs the cursors of :meth:`paginate_after` (needed only for it).
 
     Example:
         >>> class UserRepository(BaseRepository[User]):  # doctest: +SKIP
@@ -43,8 +56,16 @@ class BaseRepository(Generic[ModelT]):
     max_page_size: ClassVar[int] = 100
     default_page_size: ClassVar[int] = 20
 
-    def __init__(self, session: AsyncSession, model: type[ModelT], *, max_page_size: int | None = None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        model: type[ModelT],
+        *,
+        max_page_size: int | None = None,
+        cursors: CursorCodec | None = None,
+    ) -> None:
         self.session = session
+        self._cursors = cursors
         self.model = model
         self._mapper: Mapper[Any] = inspect(model)
         self._max_page_size = max_page_size if max_page_size is not None else self.max_page_size
@@ -60,7 +81,12 @@ class BaseRepository(Generic[ModelT]):
     # ------------------------------------------------------------------ reads
 
     async def get(self, id: Any) -> ModelT | None:
-        """Return the row with primary key ``id``, or None."""
+        """Return the row with primary key ``id``, or None.
+
+        Raises:
+            OutOfRangeError: ``id`` is out of the key column's range.
+        """
+        check_value(self._pk(), "id", id)
         async with translating_errors_async():
             return await self.session.get(self.model, id)
 
@@ -101,8 +127,7 @@ class BaseRepository(Generic[ModelT]):
         """
         if limit is not None:
             self._check_limit(limit)
-        if not isinstance(offset, int) or offset < 0:
-            raise ValidationError("offset must be a non-negative integer.", {"field": "offset"})
+        _check_offset(offset)
         stmt = select(self.model).where(*build_filters(self.model, self._mapper, filters))
         stmt = stmt.order_by(*(build_order_by(self.model, self._mapper, order_by) or [self._pk().asc()]))
         if limit is not None:
@@ -120,18 +145,100 @@ class BaseRepository(Generic[ModelT]):
         order_by: str | Sequence[str] | None = None,
         **filters: Any,
     ) -> Page[ModelT]:
-        """Return one page of matching rows and the total count.
+        """Return one page of matching rows and the total count, in one round trip.
+
+        The total comes with the rows (``count(*) OVER ()``); only a page past the end
+        (no rows) needs a second ``COUNT``. Offsets get slower with every page and shift
+        while rows are inserted: for large or growing tables use :meth:`paginate_after`.
 
         Raises:
             ValidationError: ``page`` < 1, ``limit`` outside 1..max_page_size or an unknown column.
+            OutOfRangeError: ``page`` so large its offset passes int64.
         """
         if not isinstance(page, int) or isinstance(page, bool) or page < 1:
             raise ValidationError("page must be an integer >= 1.", {"field": "page"})
         size = self.default_page_size if limit is None else limit
         self._check_limit(size)
-        total = await self.count(**filters)
-        items = await self.find_by(order_by=order_by, limit=size, offset=(page - 1) * size, **filters)
-        return Page(items=items, total=total, page=page, limit=size)
+        offset = (page - 1) * size
+        if offset >= _INT64:
+            raise OutOfRangeError(
+                f"page is out of range: at most {_INT64 // size} with limit={size}.", {"field": "page"}
+            )
+        clauses = build_filters(self.model, self._mapper, filters)
+        total_col = func.count().over().label("_total")
+        stmt = (
+            select(self.model, total_col)
+            .where(*clauses)
+            .order_by(*(build_order_by(self.model, self._mapper, order_by) or [self._pk().asc()]))
+            .limit(size)
+            .offset(offset)
+        )
+        async with translating_errors_async():
+            rows = (await self.session.execute(stmt)).all()
+            if rows:
+                total = int(rows[0][1])
+            elif page == 1:
+                total = 0
+            else:
+                count = select(func.count()).select_from(self.model).where(*clauses)
+                total = int((await self.session.execute(count)).scalar_one())
+        return Page(items=[row[0] for row in rows], total=total, page=page, limit=size)
+
+    async def paginate_after(
+        self,
+        cursor: str | None,
+        limit: int | None = None,
+        *,
+        order_by: str | Sequence[str] | None = None,
+        **filters: Any,
+    ) -> CursorPage[ModelT]:
+        """Return the page of rows after ``cursor`` (keyset pagination) and the next cursor.
+
+        Each page is one index range scan, as fast at page 10,000 as at page 1, and rows
+        inserted meanwhile neither shift nor repeat what the client has not seen: the
+        cursor holds the last row's sort-key values, not an offset. The primary key is
+        appended to ``order_by`` as a tie-breaker; ordered columns must be NOT NULL.
+
+        Args:
+            cursor: ``next_cursor`` of the previous page; None for the first page.
+            limit: Page size (1..max_page_size).
+            order_by: Column name(s), ``-`` for descending (default: primary key).
+            **filters: As for :meth:`find_by`.
+
+        Raises:
+            ValidationError: A forged, altered or foreign cursor, an unknown column, a
+                nullable order column, or ``limit`` out of range.
+            ConfigurationError: The repository was built without ``cursors=``.
+
+        Example:
+            >>> page = await repo.paginate_after(None, 100, order_by="-ts", device_id="m1")  # doctest: +SKIP
+            >>> more = await repo.paginate_after(
+            ...     page.next_cursor, 100, order_by="-ts", device_id="m1"
+            ... )  # doctest: +SKIP
+        """
+        if self._cursors is None:
+            raise ConfigurationError(f"{type(self).__name__} needs cursors=CursorCodec(key) for paginate_after.")
+        size = self.default_page_size if limit is None else limit
+        self._check_limit(size)
+        keys = keyset_columns(self.model, self._mapper, self._pk_name, order_by)
+        clauses = build_filters(self.model, self._mapper, filters)
+        fingerprint = f"{self.model.__name__}|{keys}|{sorted((k, repr(v)) for k, v in filters.items())}"
+        if cursor is not None:
+            values = self._cursors.decode(cursor, fingerprint)
+            if len(values) != len(keys):
+                raise ValidationError("The cursor does not match this query; start again.", {"field": "cursor"})
+            for (name, _), value in zip(keys, values, strict=True):
+                check_value(getattr(self.model, name), "cursor", value)
+            clauses.append(after_clause(self.model, keys, values))
+        terms = [getattr(self.model, n).desc() if desc else getattr(self.model, n).asc() for n, desc in keys]
+        stmt = select(self.model).where(*clauses).order_by(*terms).limit(size + 1)
+        async with translating_errors_async():
+            items = list((await self.session.scalars(stmt)).all())
+        next_cursor = None
+        if len(items) > size:
+            items = items[:size]
+            next_cursor = self._cursors.encode([getattr(items[-1], n) for n, _ in keys], fingerprint)
+        return CursorPage(items=items, next_cursor=next_cursor, limit=size)
 
     async def count(self, **filters: Any) -> int:
         """Return the number of rows matching ``filters``."""
@@ -254,6 +361,7 @@ class BaseRepository(Generic[ModelT]):
 
     async def delete(self, id: Any) -> bool:
         """Delete the row with primary key ``id``; return whether a row was deleted."""
+        check_value(self._pk(), "id", id)
         stmt = delete(self.model).where(self._pk() == id)
         async with translating_errors_async():
             result = await self.session.execute(stmt)
@@ -318,5 +426,15 @@ class BaseRepository(Generic[ModelT]):
             )
 
     def _check_fields(self, data: Mapping[str, Any]) -> None:
-        for name in data:
-            column_attribute(self.model, self._mapper, name)
+        for name, value in data.items():
+            check_value(column_attribute(self.model, self._mapper, name), name, value)
+
+
+_INT64 = 2**63
+
+
+def _check_offset(offset: object) -> None:
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise ValidationError("offset must be a non-negative integer.", {"field": "offset"})
+    if offset >= _INT64:
+        raise OutOfRangeError("offset is out of range: use a value below 2**63.", {"field": "offset"})
