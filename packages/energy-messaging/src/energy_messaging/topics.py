@@ -1,6 +1,5 @@
 """Topic building and matching: refuse injection, route wildcards (see :mod:`energy_messaging._topics`)."""
 
-from energy_messaging._protocol import DeviceTopics
 from energy_messaging._topics import (
     MAX_TOPIC_BYTES,
     TopicPattern,
@@ -9,6 +8,7 @@ from energy_messaging._topics import (
     validate_topic,
     validate_topic_filter,
 )
+from energy_messaging.devices._protocol import DeviceTopics
 
 __all__ = [
     "MAX_TOPIC_BYTES",

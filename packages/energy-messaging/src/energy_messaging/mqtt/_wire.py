@@ -1,22 +1,19 @@
-"""MQTT packets at the byte level for the client: PUBLISH encoding and decoding, batched writes.
+"""The PUBLISH codec: MQTT packets at the byte level, pure functions of bytes (no paho, no IO).
 
-Pure functions over paho's packet structures (see :mod:`energy_messaging._client` for
-the paho internals involved). PUBLISH decoding covers what the manager's subscriptions
-receive: QoS 0/1 with no properties, subscription identifiers and user properties; any
-other property (response topic, correlation data...) is left to paho's full decoder.
+Decoding covers what the manager's subscriptions receive: QoS 0/1 with no properties,
+subscription identifiers and user properties; any other property (response topic,
+correlation data...) makes :func:`decode_publish` return None, and paho's full decoder
+takes over (in :mod:`energy_messaging.mqtt._client`). It is property-tested against
+paho's decoder (``tests/messaging/test_mqtt_wire_properties.py``).
 """
 
 from __future__ import annotations
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import MQTTErrorCode
+__all__ = ["MAX_REMAINING_LENGTH", "Incoming", "PublishProperties", "decode_publish", "encode_publish"]
 
-__all__ = ["Incoming", "decode_publish", "encode_publish", "write_packets"]
-
-_WRITE_BATCH = 256  # packets joined into one send at most
-_PUBLISH = paho.PUBLISH
-_DISCONNECT = paho.DISCONNECT
-_MAX_REMAINING_LENGTH = 268_435_455  # what MQTT's variable-length integer can carry
+_PUBLISH = 0x30  # packet type PUBLISH in the high nibble of the fixed header
+#: What MQTT's variable byte integer can carry after the fixed header.
+MAX_REMAINING_LENGTH = 268_435_455
 _SUBSCRIPTION_IDENTIFIER = 0x0B
 _USER_PROPERTY = 0x26
 
@@ -138,8 +135,8 @@ def encode_publish(topic: bytes, payload: bytes, qos: int, retain: bool, *, mid:
         ValueError: If the packet is larger than MQTT allows.
     """
     length = len(topic) + len(properties) + len(payload) + (4 if qos else 2)
-    if length > _MAX_REMAINING_LENGTH:
-        raise ValueError(f"An MQTT packet carries at most {_MAX_REMAINING_LENGTH} bytes.")
+    if length > MAX_REMAINING_LENGTH:
+        raise ValueError(f"An MQTT packet carries at most {MAX_REMAINING_LENGTH} bytes.")
     header = bytearray((_PUBLISH | qos << 1 | retain,))
     while length > 0x7F:  # MQTT variable-length integer
         header.append(length & 0x7F | 0x80)
@@ -149,45 +146,3 @@ def encode_publish(topic: bytes, payload: bytes, qos: int, retain: bool, *, mid:
     if qos:
         return b"".join((header, topic, mid.to_bytes(2, "big"), properties, payload))
     return b"".join((header, topic, properties, payload))
-
-
-def write_packets(client: paho.Client) -> MQTTErrorCode:
-    """Write paho's queued packets, joined into one ``send`` per batch; return a paho rc."""
-    out = client._out_packet
-    while out:
-        batch = []
-        for packet in out:
-            if packet["command"] & 0xF0 == _DISCONNECT:
-                break  # paho's writer closes the socket after it
-            batch.append(packet)
-            if len(batch) == _WRITE_BATCH:
-                break
-        if not batch:
-            return client._packet_write()
-        if len(batch) == 1:
-            data = batch[0]["packet"][batch[0]["pos"] :]
-        else:
-            data = b"".join([packet["packet"][packet["pos"] :] for packet in batch])
-        try:
-            sent = client._sock_send(data)
-        except BlockingIOError:
-            return paho.MQTT_ERR_AGAIN
-        except OSError:
-            return paho.MQTT_ERR_CONN_LOST
-        client._last_msg_out = paho.time_func()  # for keepalive, as paho does
-        for packet in batch:
-            left = packet["to_process"]
-            if sent < left:
-                packet["pos"] += sent
-                packet["to_process"] = left - sent
-                return paho.MQTT_ERR_AGAIN
-            sent -= left
-            packet["pos"] += left
-            packet["to_process"] = 0
-            out.popleft()
-            info = packet["info"]
-            if info is not None and packet["qos"] == 0 and packet["command"] & 0xF0 == _PUBLISH:
-                # What paho does for a written QoS 0 PUBLISH of paho.publish (not used by
-                # the manager); its on_publish (ours) ignores QoS 0.
-                info._set_as_published()
-    return paho.MQTT_ERR_SUCCESS
