@@ -130,9 +130,11 @@ class Client(aiomqtt.Client):
         deliver: Callable[[paho.MQTTMessage | Incoming], None],
         lost: Callable[[], None],
         acked: Callable[[int, int], None],
+        connack: Callable[[bool], None],
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self._connack = connack
         self._deliver = deliver
         self._lost = lost
         self._client.manual_ack_set(True)
@@ -155,6 +157,9 @@ class Client(aiomqtt.Client):
         self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any = None
     ) -> None:
         self.session_present = bool(getattr(flags, "session_present", False))
+        if reason_value(reason_code) == 0:
+            # Before any PUBLISH read behind this CONNACK is delivered (the same read batch).
+            self._connack(self.session_present)
         if properties is not None:
             self.receive_maximum = getattr(properties, "ReceiveMaximum", None)
             self.maximum_packet_size = getattr(properties, "MaximumPacketSize", None)

@@ -83,6 +83,7 @@ class Session:
         self._stopping = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._aborting = False
+        self._first_connack = True
 
     @property
     def running(self) -> bool:
@@ -226,19 +227,23 @@ class Session:
             deliver=self._inbound.deliver,
             lost=self._lost.set,
             acked=self._outbound.acked,
+            connack=self._connack,
         )
+
+    def _connack(self, session_present: bool) -> None:
+        # Runs inside the client's read loop, before the resumed session's queue is delivered.
+        first, self._first_connack = self._first_connack, False
+        if first and session_present and self.options.resume_grace > 0:
+            # The broker delivers the resumed session's queue now, maybe before the
+            # application registered its handlers: hold what has none for a while.
+            self._inbound.hold_unrouted(self.options.resume_grace)
 
     async def _serve(self, client: Client) -> None:
         status = self._status
         status.connections += 1
-        first = status.connections == 1
-        if not first:
+        if status.connections > 1:
             status.reconnects += 1
         status.session_present = client.session_present
-        if first and client.session_present and self.options.resume_grace > 0:
-            # The broker delivers the resumed session's queue now, maybe before the
-            # application registered its handlers: hold what has none for a while.
-            self._inbound.hold_unrouted(self.options.resume_grace)
         # Messages of a resumed session may arrive before the resubscribe finishes.
         self._inbound.attach(client)
         for entry in list(self._router.filters.values()):
