@@ -70,7 +70,11 @@ def _varint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
 
 
 def _properties(data: bytes | bytearray, pos: int, end: int) -> PublishProperties | None:
-    """Decode subscription identifiers and user properties; None if another property is present."""
+    """Decode subscription identifiers and user properties.
+
+    Returns None (paho decides) if another property is present or a value runs past
+    ``end``; raises what paho refuses too (identifier 0, NUL or U+FEFF in a string).
+    """
     props = PublishProperties()
     ids: list[int] = []
     users: list[tuple[str, str]] = []
@@ -78,19 +82,25 @@ def _properties(data: bytes | bytearray, pos: int, end: int) -> PublishPropertie
         ident = data[pos]
         if ident == _SUBSCRIPTION_IDENTIFIER:
             value, pos = _varint(data, pos + 1)
+            if value == 0:
+                raise ValueError("subscription identifier 0")
             ids.append(value)
         elif ident == _USER_PROPERTY:
-            strings = []
             pos += 1
+            pair: list[str] = []
             for _ in range(2):
-                size = data[pos] << 8 | data[pos + 1]
-                strings.append(bytes(data[pos + 2 : pos + 2 + size]).decode())
+                if pos + 2 > end or pos + 2 + (size := data[pos] << 8 | data[pos + 1]) > end:
+                    return None
+                text = bytes(data[pos + 2 : pos + 2 + size]).decode()
+                if "\x00" in text or "\ufeff" in text:
+                    raise ValueError("NUL or U+FEFF in a user property (MQTT 1.5.4)")
+                pair.append(text)
                 pos += 2 + size
-            users.append((strings[0], strings[1]))
+            users.append((pair[0], pair[1]))
         else:
             return None
-    if pos != end:
-        raise ValueError("properties overrun their length")
+    if pos > end:
+        return None
     if ids:
         props.SubscriptionIdentifier = ids
     if users:
