@@ -105,7 +105,7 @@ def publish_properties(draw: st.DrawFn) -> Properties | None:
     props=publish_properties(),
 )
 def test_encoded_packets_decode_like_paho(
-    topic: bytes, payload: bytes, qos: int, retain: bool, mid: int, v5: bool, props: Properties | None
+    *, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int, v5: bool, props: Properties | None
 ) -> None:
     """Every packet encode_publish builds decodes to its parts, exactly as paho decodes it."""
     packed = (props.pack() if props is not None else b"\x00") if v5 else b""  # type: ignore[no-untyped-call]
