@@ -1,4 +1,7 @@
-"""Topic building and matching: refuse injection, route wildcards (see :mod:`energy_messaging._topics`)."""
+"""Topic building and matching: refuse injection, route wildcards (see :mod:`energy_messaging._topics`).
+
+The device topic layout, ``DeviceTopics``, is in :mod:`energy_messaging.devices`.
+"""
 
 from energy_messaging._topics import (
     MAX_TOPIC_BYTES,
@@ -8,11 +11,9 @@ from energy_messaging._topics import (
     validate_topic,
     validate_topic_filter,
 )
-from energy_messaging.devices._protocol import DeviceTopics
 
 __all__ = [
     "MAX_TOPIC_BYTES",
-    "DeviceTopics",
     "TopicPattern",
     "build_topic",
     "topic_level",

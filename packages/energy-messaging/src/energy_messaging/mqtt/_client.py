@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import aiomqtt
 import paho.mqtt.client as paho
 from aiomqtt.exceptions import MqttConnectError
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -86,6 +86,7 @@ RELIED_ON: dict[str, tuple[str, ...]] = {
         "manual_ack_set",
         "ack",
     ),
+    "paho.mqtt.client.MQTTMessageInfo": ("_set_as_published",),
     "paho.mqtt.client": ("time_func",),
 }
 
@@ -98,11 +99,16 @@ _NO_PROPERTIES = b"\x00"
 
 
 def missing_internals() -> list[str]:
-    """Return the names of :data:`RELIED_ON` that the installed aiomqtt/paho lack (empty: all there)."""
-    probe = paho.Client(CallbackAPIVersion.VERSION2)  # instance attributes are set in __init__
+    """Return the names of :data:`RELIED_ON` that the installed aiomqtt/paho lack (empty: all there).
+
+    Call it inside a running event loop: it builds an unconnected aiomqtt client, since
+    the instance attributes are set in ``__init__``.
+    """
+    probe = aiomqtt.Client("127.0.0.1")
     holders: dict[str, object] = {
-        "aiomqtt.Client": aiomqtt.Client,
-        "paho.mqtt.client.Client": probe,
+        "aiomqtt.Client": probe,
+        "paho.mqtt.client.Client": probe._client,
+        "paho.mqtt.client.MQTTMessageInfo": paho.MQTTMessageInfo(0),
         "paho.mqtt.client": paho,
     }
     return [
