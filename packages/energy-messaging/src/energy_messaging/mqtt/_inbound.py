@@ -143,9 +143,12 @@ class Inbound:
         return self._queue.qsize() + self._busy
 
     async def drain(self, timeout: float) -> bool:  # noqa: ASYNC109 - a drain deadline, not a call timeout
-        """Close the hold, then wait until the queue is empty and no handler runs; False on timeout."""
+        """Wait until the queue is empty and no handler runs; False on timeout.
+
+        Messages in the resume hold (and those that would enter it) give up at once and
+        stay unacknowledged, so the broker delivers them again to the next run.
+        """
         self._closing = True
-        self._hold_until = 0.0
         self._routes_changed()  # held messages give up now (they stay unacknowledged)
         deadline = time.monotonic() + timeout
         while self._queue.qsize() or self._busy:
@@ -221,7 +224,7 @@ class Inbound:
             return routes
         self.stats.held += 1
         try:
-            while (left := self._hold_until - time.monotonic()) > 0:
+            while not self._closing and (left := self._hold_until - time.monotonic()) > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._route_event.wait(), left)
                 routes = self._router.routes(topic, identifiers)
