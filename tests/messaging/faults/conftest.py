@@ -91,7 +91,9 @@ class TcpProxy:
         port: The port it listens on (after ``start()``).
         accepted: Connections forwarded so far.
         cuts: Connections cut by :meth:`cut` so far.
-        refusing: While True, new connections are reset at once.
+        refusing: While True, new connections are accepted and reset at once (a broker
+            that dies during the CONNECT); :meth:`shut` refuses them at the TCP level.
+        refused: Connections reset because ``refusing`` was on.
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -101,6 +103,7 @@ class TcpProxy:
         self.accepted = 0
         self.cuts = 0
         self.refusing = False
+        self.refused = 0
         self._server: asyncio.Server | None = None
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -114,6 +117,18 @@ class TcpProxy:
         """Listen on a free loopback port."""
         self._server = await asyncio.start_server(self._accept, self.host, 0)
         self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def shut(self) -> None:
+        """Stop listening: new connections are refused (ECONNREFUSED), open ones go on."""
+        if self._server is not None:
+            self._server.close()
+            await asyncio.wait_for(self._server.wait_closed(), 5)
+            self._server = None
+
+    async def reopen(self) -> None:
+        """Listen again on the same port after :meth:`shut`."""
+        if self._server is None:
+            self._server = await asyncio.start_server(self._accept, self.host, self.port)
 
     async def close(self) -> None:
         """Stop listening and cut every connection."""
@@ -143,6 +158,7 @@ class TcpProxy:
         self._tasks.add(task)
         try:
             if self.refusing:
+                self.refused += 1
                 writer.transport.abort()
                 return
             try:
