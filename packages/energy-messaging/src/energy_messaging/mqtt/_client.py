@@ -1,8 +1,7 @@
-"""A thin aiomqtt client subclass: manual QoS 1 acks, direct delivery, pausable reads.
+"""A thin aiomqtt client subclass: manual QoS 1 acks, direct delivery, pausable reads, batched writes.
 
 aiomqtt 2.x has no manual acknowledgement and its incoming queue drops messages when
-full, so :class:`MQTTManager` drives the underlying paho client a little more
-directly, at this single boundary:
+full, so the manager drives the underlying paho client more directly, here only:
 
 * paho's ``manual_ack`` is switched on, so a QoS 1 PUBACK is sent only when the
   manager calls :meth:`ack` after the handler finished;
@@ -55,40 +54,18 @@ __all__ = ["RELIED_ON", "Client", "missing_internals", "reason_value", "refusal_
 #: Every private name of aiomqtt and paho this module uses, by the class that must have it.
 RELIED_ON: dict[str, tuple[str, ...]] = {
     "aiomqtt.Client": (
-        "_client",
-        "_loop",
-        "_misc_loop",
-        "_misc_task",
-        "_disconnected",
-        "_on_connect",
-        "_on_disconnect",
-        "_on_message",
-        "_on_publish",
-        "_on_socket_open",
-        "_on_socket_close",
-        "_on_socket_register_write",
+        "_client", "_loop", "_misc_loop", "_misc_task", "_disconnected", "_on_connect", "_on_disconnect",
+        "_on_message", "_on_publish", "_on_socket_open", "_on_socket_close", "_on_socket_register_write",
         "_on_socket_unregister_write",
     ),
     "paho.mqtt.client.Client": (
-        "_packet_read",
-        "_loop_rc_handle",
-        "_sock_close",
-        "_sock_send",
-        "_packet_write",
-        "_packet_handle",
-        "_mid_generate",
-        "_registered_write",
-        "_last_msg_out",
-        "_out_packet",
-        "_in_packet",
-        "_sock",
-        "_protocol",
-        "manual_ack_set",
-        "ack",
+        "_packet_read", "_loop_rc_handle", "_sock_close", "_sock_send", "_packet_write", "_packet_handle",
+        "_mid_generate", "_registered_write", "_last_msg_out", "_out_packet", "_in_packet", "_sock", "_protocol",
+        "manual_ack_set", "ack",
     ),
     "paho.mqtt.client.MQTTMessageInfo": ("_set_as_published",),
     "paho.mqtt.client": ("time_func",),
-}
+}  # fmt: skip
 
 _READ_BATCH = 64  # packets read per readiness event at most (fairness with other tasks)
 _WRITE_BATCH = 256  # packets joined into one send at most
