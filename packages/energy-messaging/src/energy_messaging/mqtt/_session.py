@@ -246,8 +246,13 @@ class Session:
         status.session_present = client.session_present
         # Messages of a resumed session may arrive before the resubscribe finishes.
         self._inbound.attach(client)
-        for entry in list(self._router.filters.values()):
-            await self.subscribe(client, entry)
+        try:
+            for entry in list(self._router.filters.values()):
+                await self.subscribe(client, entry)
+        except aiomqtt.MqttError as exc:  # the connection failed meanwhile: start over
+            status.fail("resubscribe failed", exc)
+            logger.warning("MQTT resubscribe on %s:%s failed (%s); reconnecting", *self._address, exc)
+            return
         self.client = client
         self._outbound.attach(client)
         status.last_connected_at = time.time()
