@@ -26,7 +26,6 @@ from energy_messaging._errors import MessagingConnectionError, NotConnectedError
 from energy_messaging._topics import TopicPattern
 from energy_messaging.mqtt._dead_letters import DeadLetters
 from energy_messaging.mqtt._inbound import Inbound
-from energy_messaging.mqtt._options import MQTTOptions, MQTTSettings
 from energy_messaging.mqtt._outbound import Outbound
 from energy_messaging.mqtt._router import Handler, Router, Subscription
 from energy_messaging.mqtt._session import Session
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from energy_messaging.mqtt._message import DeadLetter
+    from energy_messaging.mqtt._options import MQTTOptions, MQTTSettings
     from energy_messaging.mqtt._state import MQTTState
 
 __all__ = ["MQTTManager"]
@@ -114,6 +114,9 @@ class MQTTManager:
         options: MQTTOptions | None = None,
         **settings: Unpack[MQTTSettings],
     ) -> None:
+        # On first construction, like _state and _client: keeps the seed's import path light.
+        from energy_messaging.mqtt._options import MQTTOptions  # noqa: PLC0415
+
         base = options if options is not None else MQTTOptions()
         changes: dict[str, Any] = dict(settings)
         if host is not None:
