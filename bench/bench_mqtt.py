@@ -363,7 +363,9 @@ async def section_consume(rounds: int, count: int, run_id: str) -> None:
             rates[name].append(counter.count / span)
             cpu_rates[name].append(counter.count / max(cpu, 1e-9))
             lost = count - counter.count
-            print(f"  consume {name:8s} {counter.count:6d} msgs ({lost} lost) {counter.count / span:9.0f} msg/s")
+            print(f"  consume {name:10s} {counter.count:6d} msgs ({lost} lost) {counter.count / span:9.0f} msg/s")
+            if lost or not counter.params_ok:
+                raise SystemExit(f"consume {name}: {lost} lost or a message without device id/payload; no figures")
     base = statistics.median(rates["aiomqtt"])
     base_cpu = statistics.median(cpu_rates["aiomqtt"])
     print(
