@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 from energy_messaging._errors import MQTTOptionsError
@@ -173,8 +173,3 @@ class MQTTSettings(TypedDict, total=False):
     shutdown_timeout: float
     dead_letter_topic: str | None
     on_dead_letter: DeadLetterHook | None
-
-
-def option_names() -> tuple[str, ...]:
-    """The names of every :class:`MQTTOptions` field, in order."""
-    return tuple(item.name for item in fields(MQTTOptions))
