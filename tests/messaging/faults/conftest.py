@@ -81,6 +81,40 @@ def private_broker(mosquitto_factory: Callable[..., Any]) -> Callable[..., Any]:
     return make
 
 
+DYNSEC_PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+
+
+@pytest.fixture
+def acl_broker(private_broker: Callable[..., Any], tmp_path: Path) -> Callable[[list[str]], Any]:
+    """Start a private Mosquitto whose anonymous clients may subscribe only to the given filters.
+
+    Call it as ``acl_broker(["allowed/#"])``: the dynamic-security plugin refuses every
+    other subscription in the SUBACK (0x87 on MQTT 5, 0x80 on 3.1.1); publishing stays open.
+    Without the plugin (it comes with Debian's mosquitto package) the broker does not start
+    and the error shows its log.
+    """
+
+    def make(allowed: list[str]) -> Any:
+        acls = [{"acltype": "subscribePattern", "topic": f, "priority": 0, "allow": True} for f in allowed]
+        config = {
+            "defaultACLAccess": {
+                "publishClientSend": True,
+                "publishClientReceive": True,
+                "subscribe": False,
+                "unsubscribe": True,
+            },
+            "clients": [],
+            "groups": [{"groupname": "anonymous", "roles": [{"rolename": "anonymous"}], "clients": []}],
+            "roles": [{"rolename": "anonymous", "acls": acls}],
+            "anonymousGroup": "anonymous",
+        }
+        path = tmp_path / "dynamic-security.json"
+        path.write_text(json.dumps(config))
+        return private_broker([f"plugin {DYNSEC_PLUGIN}", f"plugin_opt_config_file {path}"])
+
+    return make
+
+
 # --------------------------------------------------------------------------- TCP proxy
 
 
