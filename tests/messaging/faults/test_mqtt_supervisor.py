@@ -194,10 +194,14 @@ async def test_every_manager_task_is_named_and_ends_with_it(
     """Every task a manager starts (supervisor, workers, background subscribe, dead letters) is named and gone after it."""
     before = asyncio.all_tasks()
     seen: dict[asyncio.Task[Any], str] = {}
+    coroutines: dict[str, str] = {}
     letters: list[object] = []
 
     def sample() -> None:
-        seen.update({task: task.get_name() for task in asyncio.all_tasks() - before})
+        for task in asyncio.all_tasks() - before:
+            seen[task] = task.get_name()
+            coro = task.get_coro()
+            coroutines[task.get_name()] = getattr(coro, "__qualname__", repr(coro))
 
     async def failing(message: MQTTMessage) -> None:
         raise RuntimeError("handler failed on purpose")
@@ -216,7 +220,7 @@ async def test_every_manager_task_is_named_and_ends_with_it(
             if letters:
                 break
         assert letters, f"the handler error reached the dead letter: {manager.state}"
-    unnamed = sorted(name for name in seen.values() if re.fullmatch(r"Task-\d+", name))
-    assert unnamed == [], f"unnamed tasks among {sorted(seen.values())}"
+    unnamed = sorted(f"{name} ({coroutines[name]})" for name in seen.values() if re.fullmatch(r"Task-\d+", name))
+    assert not unnamed, f"unnamed tasks: {unnamed}; all: {sorted(seen.values())}"
     left = sorted(name for task, name in seen.items() if not task.done())
     assert left == [], "tasks still running after the manager stopped"
