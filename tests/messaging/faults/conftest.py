@@ -285,19 +285,27 @@ CONSUMER_SCRIPT = textwrap.dedent(
                 else:
                     await mqtt.subscribe(topic_filter, handler_for(name), qos=1)
 
+        async def write_state():
+            state_path = cfg["state"]
+            while True:
+                with open(state_path + ".tmp", "w") as out:
+                    json.dump(mqtt.state.to_dict(), out)
+                os.replace(state_path + ".tmp", state_path)
+                await asyncio.sleep(0.05)
+
+        writer = asyncio.create_task(write_state(), name="consumer-state-writer")
         if cfg["order"] == "connect-first":  # the seed's order
             await mqtt.connect()
+            print("connected", flush=True)
+            if cfg["register_delay"]:
+                await asyncio.sleep(cfg["register_delay"])  # the application is still starting up
             await register()
         else:
             await register()
             await mqtt.connect()
+            print("connected", flush=True)
         print("ready", flush=True)
-        state_path = cfg["state"]
-        while True:
-            with open(state_path + ".tmp", "w") as out:
-                json.dump(mqtt.state.to_dict(), out)
-            os.replace(state_path + ".tmp", state_path)
-            await asyncio.sleep(0.05)
+        await writer
 
 
     asyncio.run(main(json.loads(sys.argv[1])))
@@ -319,6 +327,8 @@ class ConsumerProcess:
         api: ``"subscribe"`` (``await subscribe(...)``) or ``"on"`` (the decorator).
         work: Seconds each handler sleeps (so a kill lands mid-stream).
         concurrency: ``handler_concurrency`` of the manager.
+        register_delay: With ``"connect-first"``, seconds between ``connect()`` and the
+            registration (an application still starting up).
     """
 
     workdir: Path
@@ -329,6 +339,7 @@ class ConsumerProcess:
     api: str = "subscribe"
     work: float = 0.001
     concurrency: int = 4
+    register_delay: float = 0.0
     starts: int = 0
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
 
@@ -342,8 +353,12 @@ class ConsumerProcess:
         """The JSON file holding the consumer's latest ``state.to_dict()``."""
         return self.workdir / "consumer.state.json"
 
-    async def start(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109 - a startup budget
-        """Start the process and wait until it printed ``ready`` (registered and connected)."""
+    async def start(self, timeout: float = 60.0, *, until: str = "ready") -> None:  # noqa: ASYNC109 - a budget
+        """Start the process and wait until it printed ``until``.
+
+        ``"connected"`` comes once ``connect()`` returned, ``"ready"`` once the handlers are
+        registered too.
+        """
         assert self.process is None or self.process.returncode is not None, "already running"
         script = self.workdir / "consumer.py"
         script.write_text(CONSUMER_SCRIPT)
@@ -357,6 +372,7 @@ class ConsumerProcess:
             "api": self.api,
             "work": self.work,
             "concurrency": self.concurrency,
+            "register_delay": self.register_delay,
             "out": str(self.out),
             "state": str(self.state_file),
         }
@@ -367,11 +383,14 @@ class ConsumerProcess:
         )
         log.close()
         assert self.process.stdout is not None
-        try:
-            line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
-        except TimeoutError:
-            line = b""
-        if line.strip() != b"ready":
+        line = b""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while line.strip() != until.encode():
+                    line = await self.process.stdout.readline()
+                    if not line:
+                        break
+        if line.strip() != until.encode():
             await self.kill()
             pytest.fail(f"the consumer process did not start:\n{self.stderr()[-3000:]}")
 
