@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -112,6 +113,7 @@ async def test_hostile_payloads_are_handed_over_or_dead_lettered(
 
         state = consumer.state
         assert state.dead_letters == len(letters), report()
+        assert state.dead_letter_reasons == dict(Counter(letter.reason for letter in letters)), report()
         assert state.handler_errors == 0, report()
         assert state.messages_received >= 2 * len(HOSTILE) + 1, report()
 
