@@ -38,7 +38,7 @@ async def _poll(
     what: Callable[[], str],
     *,
     progress: Callable[[], object] | None = None,
-    stall: float = 15.0,
+    stall: float = 20.0,
 ) -> None:
     """Poll ``condition`` every 20 ms until it holds; fail naming ``what()`` after ``within`` s.
 
