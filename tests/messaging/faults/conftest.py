@@ -38,7 +38,7 @@ async def _poll(
     what: Callable[[], str],
     *,
     progress: Callable[[], object] | None = None,
-    stall: float = 15.0,
+    stall: float = 20.0,
 ) -> None:
     """Poll ``condition`` every 20 ms until it holds; fail naming ``what()`` after ``within`` s.
 
@@ -77,6 +77,40 @@ def private_broker(mosquitto_factory: Callable[..., Any]) -> Callable[..., Any]:
 
     def make(extra_config: list[str] | None = None) -> Any:
         return mosquitto_factory(["autosave_on_changes true", *(extra_config or [])])
+
+    return make
+
+
+DYNSEC_PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+
+
+@pytest.fixture
+def acl_broker(private_broker: Callable[..., Any], tmp_path: Path) -> Callable[[list[str]], Any]:
+    """Start a private Mosquitto whose anonymous clients may subscribe only to the given filters.
+
+    Call it as ``acl_broker(["allowed/#"])``: the dynamic-security plugin refuses every
+    other subscription in the SUBACK (0x87 on MQTT 5, 0x80 on 3.1.1); publishing stays open.
+    Without the plugin (it comes with Debian's mosquitto package) the broker does not start
+    and the error shows its log.
+    """
+
+    def make(allowed: list[str]) -> Any:
+        acls = [{"acltype": "subscribePattern", "topic": f, "priority": 0, "allow": True} for f in allowed]
+        config = {
+            "defaultACLAccess": {
+                "publishClientSend": True,
+                "publishClientReceive": True,
+                "subscribe": False,
+                "unsubscribe": True,
+            },
+            "clients": [],
+            "groups": [{"groupname": "anonymous", "roles": [{"rolename": "anonymous"}], "clients": []}],
+            "roles": [{"rolename": "anonymous", "acls": acls}],
+            "anonymousGroup": "anonymous",
+        }
+        path = tmp_path / "dynamic-security.json"
+        path.write_text(json.dumps(config))
+        return private_broker([f"plugin {DYNSEC_PLUGIN}", f"plugin_opt_config_file {path}"])
 
     return make
 
@@ -251,19 +285,27 @@ CONSUMER_SCRIPT = textwrap.dedent(
                 else:
                     await mqtt.subscribe(topic_filter, handler_for(name), qos=1)
 
+        async def write_state():
+            state_path = cfg["state"]
+            while True:
+                with open(state_path + ".tmp", "w") as out:
+                    json.dump(mqtt.state.to_dict(), out)
+                os.replace(state_path + ".tmp", state_path)
+                await asyncio.sleep(0.05)
+
+        writer = asyncio.create_task(write_state(), name="consumer-state-writer")
         if cfg["order"] == "connect-first":  # the seed's order
             await mqtt.connect()
+            print("connected", flush=True)
+            if cfg["register_delay"]:
+                await asyncio.sleep(cfg["register_delay"])  # the application is still starting up
             await register()
         else:
             await register()
             await mqtt.connect()
+            print("connected", flush=True)
         print("ready", flush=True)
-        state_path = cfg["state"]
-        while True:
-            with open(state_path + ".tmp", "w") as out:
-                json.dump(mqtt.state.to_dict(), out)
-            os.replace(state_path + ".tmp", state_path)
-            await asyncio.sleep(0.05)
+        await writer
 
 
     asyncio.run(main(json.loads(sys.argv[1])))
@@ -285,6 +327,8 @@ class ConsumerProcess:
         api: ``"subscribe"`` (``await subscribe(...)``) or ``"on"`` (the decorator).
         work: Seconds each handler sleeps (so a kill lands mid-stream).
         concurrency: ``handler_concurrency`` of the manager.
+        register_delay: With ``"connect-first"``, seconds between ``connect()`` and the
+            registration (an application still starting up).
     """
 
     workdir: Path
@@ -295,6 +339,7 @@ class ConsumerProcess:
     api: str = "subscribe"
     work: float = 0.001
     concurrency: int = 4
+    register_delay: float = 0.0
     starts: int = 0
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
 
@@ -308,8 +353,12 @@ class ConsumerProcess:
         """The JSON file holding the consumer's latest ``state.to_dict()``."""
         return self.workdir / "consumer.state.json"
 
-    async def start(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109 - a startup budget
-        """Start the process and wait until it printed ``ready`` (registered and connected)."""
+    async def start(self, timeout: float = 60.0, *, until: str = "ready") -> None:  # noqa: ASYNC109 - a budget
+        """Start the process and wait until it printed ``until``.
+
+        ``"connected"`` comes once ``connect()`` returned, ``"ready"`` once the handlers are
+        registered too.
+        """
         assert self.process is None or self.process.returncode is not None, "already running"
         script = self.workdir / "consumer.py"
         script.write_text(CONSUMER_SCRIPT)
@@ -323,6 +372,7 @@ class ConsumerProcess:
             "api": self.api,
             "work": self.work,
             "concurrency": self.concurrency,
+            "register_delay": self.register_delay,
             "out": str(self.out),
             "state": str(self.state_file),
         }
@@ -333,11 +383,14 @@ class ConsumerProcess:
         )
         log.close()
         assert self.process.stdout is not None
-        try:
-            line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
-        except TimeoutError:
-            line = b""
-        if line.strip() != b"ready":
+        line = b""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while line.strip() != until.encode():
+                    line = await self.process.stdout.readline()
+                    if not line:
+                        break
+        if line.strip() != until.encode():
             await self.kill()
             pytest.fail(f"the consumer process did not start:\n{self.stderr()[-3000:]}")
 

@@ -77,3 +77,49 @@ async def test_killed_consumer_loses_no_qos1_message(
         await consumer.start()
         await poll(lambda: seen() == set(range(TOTAL)), 90, missing, progress=lambda: len(consumer.lines()))
     assert consumer.dead_letters() == []
+
+
+async def test_consumer_killed_before_registering_handlers_loses_nothing(
+    private_broker: Callable[..., Any],
+    consumer_process: Callable[..., Any],
+    poll: Callable[..., Any],
+    unique: str,
+) -> None:
+    """A consumer killed between ``connect()`` and its registration has acknowledged none of its resumed queue."""
+    broker = private_broker()
+    topic = "early/stream"
+    total = 500
+    client_id = f"early-{unique}"
+    # The session: subscribed once, then the process is gone.
+    first = consumer_process(broker.port, client_id, [("stream", topic)])
+    await first.start()
+    await first.kill()
+    async with MQTTManager(broker.host, broker.port, max_buffered_publishes=total) as pub:
+        for n in range(total):
+            await pub.publish(topic, {"n": n}, qos=1, wait=False)
+        async with asyncio.timeout(60):
+            await pub.flush()
+    # The next release connects first and is killed while still starting up (before its handlers exist).
+    early = consumer_process(broker.port, client_id, [("stream", topic)], order="connect-first", register_delay=30)
+    await early.start(until="connected")
+    await poll(
+        lambda: (early.state() or {}).get("messages_received", 0) > 0,
+        30,
+        lambda: f"the resumed queue to arrive: {early.state()}",
+    )
+    await early.kill()
+    assert early.handled() == []
+    assert early.dead_letters() == [], "nothing is dead-lettered while the application starts up"
+    # The one after that registers and must get all of it.
+    last = consumer_process(broker.port, client_id, [("stream", topic)])
+    await last.start()
+
+    def seen() -> set[int]:
+        return {payload["n"] for payload in last.handled("stream")}
+
+    await poll(
+        lambda: seen() == set(range(total)),
+        60,
+        lambda: f"every message: {total - len(seen())} of {total} missing; state {last.state()}",
+        progress=lambda: len(seen()),
+    )

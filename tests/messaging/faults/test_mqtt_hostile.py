@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -40,19 +41,39 @@ HOSTILE: dict[str, bytes] = {
     "big-string": b'"' + b"x" * 900_000 + b'"',
     "big-escaped-string": b'"' + b"\\u00e9" * 150_000 + b'"',
     "big-invalid-utf8": b'"' + b"\xff" * 900_000 + b'"',
+    # The 3.1.1 context field (read from JSON objects) with wrong types and hostile values.
+    "ctx-not-object": b'{"_ctx": 5, "v": 1}',
+    "ctx-hostile": (
+        b'{"_ctx": {"traceparent": "00-zz-zz-01", "x-request-id": "\\ud800", "tracestate": "'
+        + b"=," * 50_000
+        + b'", "baggage": [1, {"a": null}]}, "v": 1}'
+    ),
+}
+
+#: MQTT 5 only: a valid payload whose user properties carry a hostile context.
+HOSTILE_PROPERTIES = {
+    "user_properties": [
+        ("traceparent", "00-" + "f" * 10_000),
+        ("x-request-id", "\u00e9" * 20_000),
+        ("tracestate", ",,,=,="),
+        ("x-request-id", ""),
+    ]
 }
 
 #: Reasons a payload the JSON handler cannot take may be dead-lettered with.
 PAYLOAD_REASONS = {"decode_error", "validation_error", "processing_error"}
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_hostile_payloads_are_handed_over_or_dead_lettered(
     mqtt_broker: Any,
     mqtt_topic_prefix: str,
     poll: Callable[..., Any],
+    protocol: str,
 ) -> None:
     """Every hostile payload reaches the raw handler intact and the JSON handler or the dead letter, and consuming goes on."""
     root = mqtt_topic_prefix
+    names = [*HOSTILE, *(["ctx-properties"] if protocol == "5" else []), "after"]
     as_json: dict[str, Any] = {}
     as_raw: dict[str, bytes] = {}
     letters: list[DeadLetter] = []
@@ -72,26 +93,32 @@ async def test_hostile_payloads_are_handed_over_or_dead_lettered(
         return f"handled={name in as_json}, dead letters={[(d.reason, d.detail[:80]) for d in dead]}"
 
     def report() -> str:
-        outcomes = {name: outcome(name) for name in [*HOSTILE, "after"]}
+        outcomes = {name: outcome(name) for name in names}
         return f"outcomes {outcomes}; raw {sorted(as_raw)}; state {consumer.state}"
 
-    consumer = MQTTManager(mqtt_broker.host, mqtt_broker.port, on_dead_letter=letters.append)
+    options: dict[str, Any] = {"protocol": protocol}
+    consumer = MQTTManager(mqtt_broker.host, mqtt_broker.port, on_dead_letter=letters.append, **options)
     await consumer.subscribe(f"{root}/json/{{name}}", json_handler, qos=1)
     await consumer.subscribe(f"{root}/raw/{{name}}", raw_handler, qos=1, decode=False)
-    async with consumer, MQTTManager(mqtt_broker.host, mqtt_broker.port, max_payload_bytes=None) as pub:
+    async with consumer, MQTTManager(mqtt_broker.host, mqtt_broker.port, max_payload_bytes=None, **options) as pub:
         for name, payload in HOSTILE.items():
             await pub.publish(f"{root}/json/{name}", payload, qos=1)
             await pub.publish(f"{root}/raw/{name}", payload, qos=1)
+        if protocol == "5":
+            await pub.publish(f"{root}/json/ctx-properties", {"v": 1}, qos=1, properties=HOSTILE_PROPERTIES)
         await pub.publish(f"{root}/json/after", {"n": 1}, qos=1)
 
         def settled() -> bool:
             done = {letter.topic.rsplit("/", 1)[-1] for letter in letters} | set(as_json)
-            return done >= {*HOSTILE, "after"} and len(as_raw) == len(HOSTILE)
+            return done >= set(names) and len(as_raw) == len(HOSTILE)
 
         await poll(settled, 60, report, progress=lambda: (len(letters), len(as_json), len(as_raw)))
 
         assert as_json["after"] == {"n": 1}, "the consumer keeps consuming after the barrage"
         assert as_raw == HOSTILE, "a raw handler gets every payload byte for byte"
+        for name in names:
+            result = outcome(name)
+            assert result == "handled" or result.removeprefix("dead:") in PAYLOAD_REASONS, (name, result)
         for name, payload in HOSTILE.items():
             result = outcome(name)
             assert result == "handled" or result.removeprefix("dead:") in PAYLOAD_REASONS, (name, result)
@@ -112,8 +139,9 @@ async def test_hostile_payloads_are_handed_over_or_dead_lettered(
 
         state = consumer.state
         assert state.dead_letters == len(letters), report()
+        assert state.dead_letter_reasons == dict(Counter(letter.reason for letter in letters)), report()
         assert state.handler_errors == 0, report()
-        assert state.messages_received >= 2 * len(HOSTILE) + 1, report()
+        assert state.messages_received >= len(HOSTILE) + len(names), report()
 
 
 @pytest.mark.slow

@@ -94,6 +94,7 @@ async def test_restart_with_other_filters_routes_every_queued_message(
         assert {letter.reason for letter in letters} == {"no_handler"}, report()
         state = second.state
         assert state.dead_letters == len(letters), report()
+        assert state.dead_letter_reasons == {"no_handler": len(letters)}, report()
         assert state.handler_errors == 0
     finally:
         await second.disconnect()
