@@ -47,6 +47,7 @@ def test_relied_on_lists_every_private_name_the_client_uses() -> None:
     """Each ``._name`` attribute of an aiomqtt/paho object in _client.py is listed in RELIED_ON (so the check is complete)."""
     tree = ast.parse((PACKAGE / "mqtt" / "_client.py").read_text())
     ours = {"_deliver", "_lost", "_reader", "_paused", "_acked", "_loop_thread", "_paho_packet_handle", "_connack"}
+    ours |= {"_task_prefix", "_connection_ended"}
     ours |= {"_write_scheduled", "_writer", "_schedule_write", "_stop_writer", "_write", "_packet_handle"}
     used = {
         node.attr

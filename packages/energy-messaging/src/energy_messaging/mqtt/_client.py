@@ -54,7 +54,7 @@ __all__ = ["RELIED_ON", "Client", "missing_internals", "reason_value", "refusal_
 #: Every private name of aiomqtt and paho this module uses, by the class that must have it.
 RELIED_ON: dict[str, tuple[str, ...]] = {
     "aiomqtt.Client": (
-        "_client", "_loop", "_misc_loop", "_misc_task", "_disconnected", "_on_connect", "_on_disconnect",
+        "_client", "_loop", "_misc_loop", "_misc_task", "_connected", "_disconnected", "_on_connect", "_on_disconnect",
         "_on_message", "_on_publish", "_on_socket_open", "_on_socket_close", "_on_socket_register_write",
         "_on_socket_unregister_write",
     ),
@@ -114,10 +114,12 @@ class Client(aiomqtt.Client):
         lost: Callable[[], None],
         acked: Callable[[int, int], None],
         connack: Callable[[bool], None],
+        task_prefix: str,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._connack = connack
+        self._task_prefix = task_prefix
         self._deliver = deliver
         self._lost = lost
         self._client.manual_ack_set(True)
@@ -159,7 +161,7 @@ class Client(aiomqtt.Client):
         self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any = None
     ) -> None:
         super()._on_disconnect(client, userdata, flags, reason_code, properties)
-        self._lost()
+        self._connection_ended()
 
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         packet_read = getattr(client, "_packet_read", None)
@@ -187,13 +189,13 @@ class Client(aiomqtt.Client):
             except Exception as exc:  # noqa: BLE001 - any read error means the connection is gone
                 if not self._disconnected.done():
                     self._disconnected.set_exception(exc)
-                self._lost()
+                self._connection_ended()
 
         def register() -> None:
             self._reader = (sock.fileno(), on_readable)
             if not self._paused:
                 self._loop.add_reader(sock.fileno(), on_readable)
-            self._misc_task = self._loop.create_task(self._misc_loop(), name="energy-mqtt-misc")
+            self._misc_task = self._loop.create_task(self._misc_loop(), name=f"{self._task_prefix}-misc")
 
         # paho calls this from the executor thread that runs connect().
         self._loop.call_soon_threadsafe(register)
@@ -202,6 +204,16 @@ class Client(aiomqtt.Client):
         self._reader = None
         self._stop_writer()
         super()._on_socket_close(client, userdata, sock)
+        self._connection_ended()
+
+    def _connection_ended(self) -> None:
+        if threading.get_ident() != self._loop_thread:  # paho's connect() runs in an executor thread
+            self._loop.call_soon_threadsafe(self._connection_ended)
+            return
+        # Closed before the CONNACK: fail the connect now (aiomqtt would wait for its timeout).
+        if not self._connected.done():
+            self._connected.set_exception(aiomqtt.MqttError("the connection closed before the broker's CONNACK"))
+            self._connected.exception()  # retrieved here: open() reports it through __aenter__
         self._lost()
 
     # ------------------------------------------------------------------ writing

@@ -228,6 +228,7 @@ class Session:
             lost=self._lost.set,
             acked=self._outbound.acked,
             connack=self._connack,
+            task_prefix=self._tasks.prefix,
         )
 
     def _connack(self, session_present: bool) -> None:
@@ -268,8 +269,9 @@ class Session:
             self.protocol,
             "resumed" if client.session_present else "new",
         )
-        stop = asyncio.ensure_future(self._stopping.wait())
-        lost = asyncio.ensure_future(self._lost.wait())
+        loop = asyncio.get_running_loop()
+        stop = loop.create_task(self._stopping.wait(), name=f"{self._tasks.prefix}-wait-stop")
+        lost = loop.create_task(self._lost.wait(), name=f"{self._tasks.prefix}-wait-lost")
         try:
             await asyncio.wait({stop, lost}, return_when=asyncio.FIRST_COMPLETED)
         finally:
