@@ -153,7 +153,11 @@ class Session:
                 with contextlib.suppress(TimeoutError):  # do not spin if it fails at once again
                     await asyncio.wait_for(self._stopping.wait(), low)
             finally:
-                await self._close(client)
+                try:
+                    await self._close(client)
+                except Exception as exc:  # a bug while releasing: report it, keep supervising
+                    self._status.fail("MQTT session cleanup failed", exc)
+                    logger.exception("MQTT session cleanup failed")
 
     async def _open(self) -> Client:
         from energy_messaging.mqtt._client import refusal_code  # noqa: PLC0415 - loads with the first connection
