@@ -5,10 +5,10 @@
   refuse new connections for a while.
 * :class:`ConsumerProcess` runs an :class:`~energy_messaging.mqtt.MQTTManager` consumer
   in its own Python process (stable ``client_id``, persistent session, QoS 1) that can be
-  killed with SIGKILL and started again. Every handled message and every dead letter is
-  written with one unbuffered ``os.write`` before the handler returns (so before the
-  ack): the kernel keeps it when the process is killed. Its ``state`` is written to a
-  JSON file every 50 ms.
+  killed with SIGKILL and started again (the program is ``_consumer.py``). Every handled
+  message and every dead letter is written with one unbuffered ``os.write`` before the
+  handler returns (so before the ack): the kernel keeps it when the process is killed.
+  Its ``state`` is written to a JSON file every 50 ms.
 
 Everything talks to 127.0.0.1 only, and every wait is bounded.
 """
@@ -22,7 +22,6 @@ import logging
 import os
 import signal
 import sys
-import textwrap
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -243,74 +242,8 @@ async def tcp_proxy() -> AsyncIterator[Callable[[str, int], Any]]:
 
 # --------------------------------------------------------------------------- consumer process
 
-CONSUMER_SCRIPT = textwrap.dedent(
-    """
-    import asyncio, json, os, sys
-
-    from energy_messaging.mqtt import MQTTManager
-
-
-    async def main(cfg):
-        fd = os.open(cfg["out"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-
-        def record(*fields):
-            # One write(2) per line: the kernel keeps it when this process is SIGKILLed.
-            os.write(fd, ("\\t".join(fields) + "\\n").encode())
-
-        def handler_for(name):
-            async def handler(message):
-                if cfg["work"]:
-                    await asyncio.sleep(cfg["work"])
-                record("handled", name, message.topic, message.raw.decode("utf-8", "replace"))
-
-            return handler
-
-        def dead_letter(letter):
-            record("dead", letter.reason, letter.topic, letter.raw.decode("utf-8", "replace"))
-
-        mqtt = MQTTManager(
-            "127.0.0.1",
-            cfg["port"],
-            client_id=cfg["client_id"],
-            handler_concurrency=cfg["concurrency"],
-            reconnect_min_delay=0.05,
-            reconnect_max_delay=0.5,
-            on_dead_letter=dead_letter,
-        )
-
-        async def register():
-            for name, topic_filter in cfg["filters"]:
-                if cfg["api"] == "on":
-                    mqtt.on(topic_filter, qos=1)(handler_for(name))
-                else:
-                    await mqtt.subscribe(topic_filter, handler_for(name), qos=1)
-
-        async def write_state():
-            state_path = cfg["state"]
-            while True:
-                with open(state_path + ".tmp", "w") as out:
-                    json.dump(mqtt.state.to_dict(), out)
-                os.replace(state_path + ".tmp", state_path)
-                await asyncio.sleep(0.05)
-
-        writer = asyncio.create_task(write_state(), name="consumer-state-writer")
-        if cfg["order"] == "connect-first":  # the seed's order
-            await mqtt.connect()
-            print("connected", flush=True)
-            if cfg["register_delay"]:
-                await asyncio.sleep(cfg["register_delay"])  # the application is still starting up
-            await register()
-        else:
-            await register()
-            await mqtt.connect()
-            print("connected", flush=True)
-        print("ready", flush=True)
-        await writer
-
-
-    asyncio.run(main(json.loads(sys.argv[1])))
-    """
-)
+#: The consumer program (run by path, never imported by the tests).
+CONSUMER_SCRIPT = Path(__file__).with_name("_consumer.py")
 
 
 @dataclass
@@ -318,7 +251,7 @@ class ConsumerProcess:
     """An MQTTManager consumer in a child process; ``start()``/``kill()`` it as often as needed.
 
     Args:
-        workdir: Where the script, the output and the state file live.
+        workdir: Where the output, the state file and the process's stderr go.
         port: Broker (or proxy) port on 127.0.0.1.
         client_id: The stable client id (one persistent session across restarts).
         filters: ``(handler name, topic filter)`` pairs, registered in this order.
@@ -360,8 +293,6 @@ class ConsumerProcess:
         registered too.
         """
         assert self.process is None or self.process.returncode is not None, "already running"
-        script = self.workdir / "consumer.py"
-        script.write_text(CONSUMER_SCRIPT)
         self.out.touch()
         self.state_file.unlink(missing_ok=True)
         config = {
@@ -379,7 +310,7 @@ class ConsumerProcess:
         log = (self.workdir / f"consumer-{self.starts}.log").open("wb")
         self.starts += 1
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, str(script), json.dumps(config), stdout=asyncio.subprocess.PIPE, stderr=log
+            sys.executable, str(CONSUMER_SCRIPT), json.dumps(config), stdout=asyncio.subprocess.PIPE, stderr=log
         )
         log.close()
         assert self.process.stdout is not None

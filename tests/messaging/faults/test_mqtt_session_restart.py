@@ -10,6 +10,7 @@ once for the filter, not once per message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -101,3 +102,57 @@ async def test_restart_with_other_filters_routes_every_queued_message(
     # Logged once for the filter, not once per message.
     warnings = [r for r in messaging_logs.records[logged_before:] if r.levelno >= logging.WARNING]
     assert 1 <= len(warnings) < PER_FILTER // 4, [r.getMessage() for r in warnings]
+
+
+async def test_resumed_queue_larger_than_the_inbound_queue_drains(
+    private_broker: Callable[..., Any],
+    poll: Callable[..., Any],
+    unique: str,
+) -> None:
+    """A resumed queue 12x the inbound queue, half of it for a removed filter, all arrives or is dead-lettered."""
+    broker = private_broker()
+    client_id = f"drain-{unique}"
+    per_filter = 300
+
+    async def ignore(message: MQTTMessage) -> None:
+        pass
+
+    first = MQTTManager(broker.host, broker.port, client_id=client_id)
+    await first.subscribe("big/a/+", ignore, qos=1)
+    await first.subscribe("big/b/+", ignore, qos=1)
+    await first.connect()
+    await first.abort()
+    async with MQTTManager(broker.host, broker.port, max_buffered_publishes=2 * per_filter) as pub:
+        for n in range(per_filter):  # interleaved: held messages for b sit between those for a
+            await pub.publish(f"big/b/{n}", {"n": n}, qos=1, wait=False)
+            await pub.publish(f"big/a/{n}", {"n": n}, qos=1, wait=False)
+        async with asyncio.timeout(60):
+            await pub.flush()
+
+    received: set[str] = set()
+    letters: list[DeadLetter] = []
+
+    async def handler(message: MQTTMessage) -> None:
+        received.add(message.topic)
+
+    second = MQTTManager(
+        broker.host,
+        broker.port,
+        client_id=client_id,
+        max_queued_messages=50,
+        on_dead_letter=letters.append,
+    )
+    try:
+        await second.connect()  # the seed's order: the queue starts arriving now
+        await second.subscribe("big/a/+", handler, qos=1)
+        await poll(
+            lambda: len(received) == per_filter and len({letter.topic for letter in letters}) == per_filter,
+            90,
+            lambda: f"{len(received)} handled, {len(letters)} dead letters; state {second.state}",
+            progress=lambda: (len(received), len(letters)),
+        )
+        assert {letter.reason for letter in letters} == {"no_handler"}
+        assert {letter.topic for letter in letters} == {f"big/b/{n}" for n in range(per_filter)}
+        assert second.state.dead_letter_reasons == {"no_handler": len(letters)}
+    finally:
+        await second.disconnect()
