@@ -22,6 +22,7 @@ import inspect
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from energy_messaging.mqtt import _context
@@ -106,6 +107,9 @@ class Inbound:
         self._hold_until = 0.0  # monotonic deadline of the resume hold
         self._route_event = asyncio.Event()
         self.stats = InboundStats()
+        #: Whether our own publishes await acknowledgements on this socket; while they do,
+        #: a full queue does not pause reading (a handler waiting for a PUBACK would wait forever).
+        self.awaiting_acks: Callable[[], bool] = _never
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -180,8 +184,14 @@ class Inbound:
         stats = self.stats
         stats.received += 1
         stats.last_message_at = time.time()
-        if self._client is not None and self._queue.qsize() >= self._max_queued:
+        if self._client is not None and self._queue.qsize() >= self._max_queued and not self.awaiting_acks():
             self._client.pause_reading()
+
+    def allow_reading(self) -> None:
+        """Resume reading now (an acknowledgement we wait for must get through); pausing resumes later."""
+        client = self._client
+        if client is not None and client.paused:
+            client.resume_reading()
 
     # ------------------------------------------------------------------ workers
     async def _work(self) -> None:
@@ -332,6 +342,10 @@ class Inbound:
         # to the dead-letter hook/topic for whoever must look at it.
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         await self._dead_letters.send(DeadLetter(msg.topic, msg.raw, "handler_error", detail, sub.pattern.mqtt_filter))
+
+
+def _never() -> bool:
+    return False
 
 
 def _topic(message: Received) -> str:

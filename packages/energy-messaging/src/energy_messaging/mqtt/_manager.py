@@ -139,6 +139,9 @@ class MQTTManager:
             concurrency=opts.handler_concurrency,
             max_queued=opts.max_queued_messages,
         )
+        # Back-pressure must never hold up the acknowledgements our own publishes wait for.
+        self._inbound.awaiting_acks = self._outbound.awaiting_acks
+        self._outbound.on_inflight = self._inbound.allow_reading
         self._session = Session(
             opts,
             self.client_id,

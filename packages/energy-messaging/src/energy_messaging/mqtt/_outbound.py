@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from energy_messaging._errors import (
@@ -91,6 +91,13 @@ class Outbound:
         self._inflight: dict[int, Outgoing] = {}  # by message id, in send order
         self._window: deque[Outgoing] = deque()  # QoS > 0, connected, waiting for room in the window
         self._idle: list[asyncio.Future[None]] = []
+        #: Called when the window goes from empty to not empty: an acknowledgement must be
+        #: read now, so the inbound side must not keep the socket paused (see ``awaiting_acks``).
+        self.on_inflight: Callable[[], None] | None = None
+
+    def awaiting_acks(self) -> bool:
+        """Whether a sent publish awaits the broker's acknowledgement (the socket must be read)."""
+        return bool(self._inflight)
 
     async def publish(
         self,
@@ -216,6 +223,8 @@ class Outbound:
                 item.done.set_result(None)
             self._check_idle()
         else:
+            if not self._inflight and self.on_inflight is not None:
+                self.on_inflight()
             self._inflight[mid] = item
         return True
 
