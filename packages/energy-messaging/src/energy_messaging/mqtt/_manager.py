@@ -289,7 +289,8 @@ class MQTTManager:
             model: Pydantic model the decoded payload must validate against.
 
         Returns:
-            The subscription, for :meth:`unsubscribe`.
+            The subscription, for :meth:`unsubscribe`. If the connection fails during the
+            SUBSCRIBE, the subscription stays and is made right after the reconnect.
 
         Raises:
             TopicValidationError: If the filter or QoS is invalid.
@@ -300,8 +301,15 @@ class MQTTManager:
         client = self._session.client
         if changed and client is not None:
             try:
-                Session.check_granted(
-                    entry, await client.subscribe_filter(entry.mqtt_filter, entry.qos, entry.identifier)
+                granted = await client.subscribe_filter(entry.mqtt_filter, entry.qos, entry.identifier)
+                Session.check_granted(entry, granted)
+            except aiomqtt.MqttError as exc:
+                # The connection failed meanwhile: keep the route; the session subscribes every
+                # filter again right after the reconnect.
+                logger.warning(
+                    "MQTT subscribe to %s cut by a lost connection (%s); done again on reconnect",
+                    entry.mqtt_filter,
+                    exc,
                 )
             except BaseException:
                 self._router.remove(sub)
