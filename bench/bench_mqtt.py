@@ -15,7 +15,9 @@ consume   A paho publisher in a separate process sends N QoS 0 telemetry message
           time (first to last message) and per CPU second of this process.
           Variants: ``energy`` (MQTTManager.subscribe with ``{device_id}``), ``aiomqtt``
           (``async for message in client.messages`` + ``Topic.matches`` + json.loads),
-          ``paho`` (paho's own network thread, ``topic_matches_sub`` + json.loads).
+          ``paho`` (as paho's docs recommend: ``loop_start()``'s network thread and a
+          ``message_callback_add`` callback for the filter, + json.loads), all on MQTT 5;
+          and ``energy-311`` / ``paho-311``, the same two on MQTT 3.1.1.
 publish   QoS 1 publishing of N/5 JSON messages with up to 100 publishes in flight:
           ``energy`` (a sliding window of 100 concurrent ``publish()`` calls),
           ``energy-nowait`` (``publish(wait=False)`` then one ``flush()``),
@@ -119,10 +121,10 @@ async def wait_idle(counter: Counter, count: int) -> None:
             break
 
 
-async def consume_energy(prefix: str, count: int) -> tuple[Counter, float]:
+async def consume_energy(prefix: str, count: int, protocol: str = "5") -> tuple[Counter, float]:
     """MQTTManager consumer."""
     counter = Counter()
-    async with MQTTManager(HOST, PORT, max_queued_messages=1000) as mqtt:
+    async with MQTTManager(HOST, PORT, max_queued_messages=1000, protocol=protocol) as mqtt:  # type: ignore[arg-type]
 
         async def handler(message: MQTTMessage) -> None:
             counter.hit(message.params["device_id"], message.payload)
@@ -150,18 +152,17 @@ async def consume_aiomqtt(prefix: str, count: int) -> tuple[Counter, float]:
             task.cancel()
 
 
-async def consume_paho(prefix: str, count: int) -> tuple[Counter, float]:
-    """Raw paho consumer (its own network thread)."""
+async def consume_paho(prefix: str, count: int, v5: bool = True) -> tuple[Counter, float]:
+    """Raw paho consumer (its own network thread, paho's per-filter callback)."""
     counter = Counter()
     pattern = f"{prefix}/devices/+/telemetry"
     ready = threading.Event()
 
-    def on_message(client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        if paho.topic_matches_sub(pattern, message.topic):
-            counter.hit(message.topic.split("/")[-2], json.loads(message.payload))
+    def on_telemetry(client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        counter.hit(message.topic.split("/")[-2], json.loads(message.payload))
 
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    client.on_message = on_message
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5 if v5 else paho.MQTTv311)
+    client.message_callback_add(pattern, on_telemetry)
     client.on_subscribe = lambda *args: ready.set()
     client.connect(HOST, PORT)
     client.loop_start()
@@ -188,6 +189,8 @@ CONSUMERS: dict[str, Callable[[str, int], Awaitable[tuple[Counter, float]]]] = {
     "energy": consume_energy,
     "aiomqtt": consume_aiomqtt,
     "paho": consume_paho,
+    "energy-311": lambda prefix, count: consume_energy(prefix, count, "3.1.1"),
+    "paho-311": lambda prefix, count: consume_paho(prefix, count, v5=False),
 }
 
 
@@ -360,13 +363,18 @@ async def section_consume(rounds: int, count: int, run_id: str) -> None:
             rates[name].append(counter.count / span)
             cpu_rates[name].append(counter.count / max(cpu, 1e-9))
             lost = count - counter.count
-            print(f"  consume {name:8s} {counter.count:6d} msgs ({lost} lost) {counter.count / span:9.0f} msg/s")
+            print(f"  consume {name:10s} {counter.count:6d} msgs ({lost} lost) {counter.count / span:9.0f} msg/s")
+            if lost or not counter.params_ok:
+                raise SystemExit(f"consume {name}: {lost} lost or a message without device id/payload; no figures")
     base = statistics.median(rates["aiomqtt"])
     base_cpu = statistics.median(cpu_rates["aiomqtt"])
-    paho_wall, paho_cpu = statistics.median(rates["paho"]), statistics.median(cpu_rates["paho"])
-    print("\nconsume (routing + JSON + handler), median      ratio to raw aiomqtt / to raw paho (wall, CPU)")
+    print(
+        "\nconsume (routing + JSON + handler), median   ratio to raw aiomqtt / to raw paho, same protocol (wall, CPU)"
+    )
     for name in CONSUMERS:
         wall, cpu_rate = statistics.median(rates[name]), statistics.median(cpu_rates[name])
+        ref = "paho-311" if name.endswith("-311") else "paho"
+        paho_wall, paho_cpu = statistics.median(rates[ref]), statistics.median(cpu_rates[ref])
         print(
             f"  {name:14s} {wall:9.0f}/s  {cpu_rate:9.0f}/CPU-s   {wall / base:5.2f}x, {cpu_rate / base_cpu:5.2f}x"
             f"  /  {wall / paho_wall:5.2f}x, {cpu_rate / paho_cpu:5.2f}x"

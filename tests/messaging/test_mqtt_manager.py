@@ -437,3 +437,32 @@ async def test_failing_handler_on_the_dead_letter_topic_does_not_loop(
         (f"{mqtt_topic_prefix}/in", "handler_error"),
         (dlq, "handler_error"),
     ]
+
+
+@pytest.mark.parametrize("dead_letters", [False, True])
+async def test_back_pressure_never_blocks_the_acks_a_handler_waits_for(
+    wait_until: WaitUntil, make_manager: Callable[..., MQTTManager], mqtt_topic_prefix: str, dead_letters: bool
+) -> None:
+    """With reading paused by a full queue, a handler awaiting its own publish's PUBACK (or a dead letter's) gets it."""
+    topic = f"{mqtt_topic_prefix}/flood"
+    done: list[int] = []
+    options: dict[str, Any] = {"max_queued_messages": 2, "handler_concurrency": 1}
+    if dead_letters:
+        options["dead_letter_topic"] = f"{mqtt_topic_prefix}/dead"
+    async with make_manager(**options) as sub:
+
+        async def relay(message: MQTTMessage) -> None:
+            if dead_letters:
+                done.append(message.payload["n"])
+                raise RuntimeError("to the dead letter")  # its delivery waits for the broker's PUBACK
+            await sub.publish(f"{mqtt_topic_prefix}/out", message.payload, qos=1)  # waits for the PUBACK
+            done.append(message.payload["n"])
+
+        await sub.subscribe(topic, relay, qos=0)
+        async with make_manager() as pub:
+            for n in range(300):
+                await pub.publish(topic, {"n": n}, qos=0, wait=False)
+            await pub.flush()
+        await wait_until(lambda: len(done) == 300, 30)
+        if dead_letters:
+            await wait_until(lambda: sub.state.dead_letters == 300, 10)

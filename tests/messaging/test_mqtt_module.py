@@ -13,7 +13,13 @@ SCRIPT = """
 import asyncio, sys
 from energy_messaging.mqtt import DeviceManager, MQTTManager
 
-DEFERRED = ("json", "energy_messaging._state", "energy_messaging._client", "energy_messaging._wire")
+DEFERRED = (
+    "json",
+    "energy_messaging.mqtt._options",
+    "energy_messaging.mqtt._state",
+    "energy_messaging.mqtt._client",
+    "energy_messaging.mqtt._wire",
+)
 print(sorted(m for m in DEFERRED if m in sys.modules))
 mqtt = MQTTManager("127.0.0.1", {port}, connect_timeout=0.3)
 mqtt.state
@@ -27,14 +33,17 @@ print(sorted(m for m in DEFERRED if m in sys.modules))
 
 
 def test_seed_import_defers_what_only_use_needs(unused_tcp_port: int) -> None:
-    """The seed import loads neither json, the state module nor the wire-level client; using a manager does."""
+    """The seed import loads neither json, the options, the state module nor the wire-level client; using a manager does."""
     code = SCRIPT.format(port=unused_tcp_port)  # nothing listens there: the connect attempt fails
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split("\n")[:4] == [
         "[]",
-        "['energy_messaging._state', 'json']",
+        "['energy_messaging.mqtt._options', 'energy_messaging.mqtt._state', 'json']",
         "MessagingConnectionError",
-        "['energy_messaging._client', 'energy_messaging._state', 'energy_messaging._wire', 'json']",
+        (
+            "['energy_messaging.mqtt._client', 'energy_messaging.mqtt._options', 'energy_messaging.mqtt._state', "
+            "'energy_messaging.mqtt._wire', 'json']"
+        ),
     ]
 
 

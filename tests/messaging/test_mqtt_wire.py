@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from energy_messaging._wire import decode_publish, encode_publish
+from energy_messaging.mqtt._wire import decode_publish, encode_publish
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 

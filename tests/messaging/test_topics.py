@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from energy_common.exceptions import ValidationError
+from energy_messaging.devices import DeviceTopics
 from energy_messaging.errors import TopicValidationError
 from energy_messaging.topics import (
-    DeviceTopics,
     TopicPattern,
     build_topic,
     topic_level,

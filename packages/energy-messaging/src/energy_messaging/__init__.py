@@ -6,41 +6,44 @@ Names are imported on first use (PEP 562), so ``import energy_messaging`` stays 
 Example:
     >>> from energy_messaging import DeviceManager, MQTTManager
 
+Every name also has one public module, its door: ``energy_messaging.mqtt`` (MQTT),
+``energy_messaging.devices`` (devices), ``energy_messaging.errors``, ``.topics``,
+``.health``, ``.simulator`` and ``.events``.
+
 See the package README for the device protocol and delivery guarantees.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from energy_messaging.__about__ import __version__
+from energy_messaging._lazy import lazy_names
 
 if TYPE_CHECKING:
-    from energy_messaging._commands import Command, CommandState
-    from energy_messaging._device_manager import DeviceManager
-    from energy_messaging._errors import (
+    from energy_messaging.devices import (
+        Command,
+        CommandState,
+        Device,
+        DeviceManager,
+        DeviceRegistry,
+        DeviceTopics,
+        InMemoryDeviceRegistry,
+    )
+    from energy_messaging.errors import (
         CommandError,
         CommandExpiredError,
         CommandFailedError,
         CommandTimeoutError,
         DeviceOfflineError,
         MessageTooLargeError,
+        MQTTOptionsError,
         NotConnectedError,
         PayloadEncodeError,
         PublishBufferFullError,
         PublishError,
         TopicValidationError,
     )
-    from energy_messaging._health import MQTTHealthCheck
-    from energy_messaging._manager import MQTTManager
-    from energy_messaging._message import DeadLetter, MQTTMessage
-    from energy_messaging._protocol import DeviceTopics
-    from energy_messaging._registry import Device, DeviceRegistry, InMemoryDeviceRegistry
-    from energy_messaging._router import Subscription
-    from energy_messaging._simulator import DeviceSimulator
-    from energy_messaging._state import LastWill, MQTTState
-    from energy_messaging._topics import TopicPattern, build_topic, topic_level
     from energy_messaging.events import (
         Event,
         EventBus,
@@ -58,37 +61,60 @@ if TYPE_CHECKING:
         create_event_bus,
         idempotent,
     )
+    from energy_messaging.health import (
+        MQTTHealthCheck,
+    )
+    from energy_messaging.mqtt import (
+        DeadLetter,
+        LastWill,
+        MQTTManager,
+        MQTTMessage,
+        MQTTOptions,
+        MQTTState,
+        Subscription,
+    )
+    from energy_messaging.simulator import (
+        DeviceSimulator,
+    )
+    from energy_messaging.topics import (
+        TopicPattern,
+        build_topic,
+        topic_level,
+    )
 
+#: Each public name and its public module (its one door; this package only forwards).
 _LAZY: dict[str, str] = {
-    "Command": "energy_messaging._commands",
-    "CommandError": "energy_messaging._errors",
-    "CommandExpiredError": "energy_messaging._errors",
-    "CommandFailedError": "energy_messaging._errors",
-    "CommandState": "energy_messaging._commands",
-    "CommandTimeoutError": "energy_messaging._errors",
-    "DeadLetter": "energy_messaging._message",
-    "Device": "energy_messaging._registry",
-    "DeviceManager": "energy_messaging._device_manager",
-    "DeviceOfflineError": "energy_messaging._errors",
-    "DeviceRegistry": "energy_messaging._registry",
-    "DeviceSimulator": "energy_messaging._simulator",
-    "DeviceTopics": "energy_messaging._protocol",
-    "InMemoryDeviceRegistry": "energy_messaging._registry",
-    "LastWill": "energy_messaging._state",
-    "MQTTHealthCheck": "energy_messaging._health",
-    "MQTTManager": "energy_messaging._manager",
-    "MQTTMessage": "energy_messaging._message",
-    "MQTTState": "energy_messaging._state",
-    "MessageTooLargeError": "energy_messaging._errors",
-    "NotConnectedError": "energy_messaging._errors",
-    "PayloadEncodeError": "energy_messaging._errors",
-    "PublishBufferFullError": "energy_messaging._errors",
-    "PublishError": "energy_messaging._errors",
-    "Subscription": "energy_messaging._router",
-    "TopicPattern": "energy_messaging._topics",
-    "TopicValidationError": "energy_messaging._errors",
-    "build_topic": "energy_messaging._topics",
-    "topic_level": "energy_messaging._topics",
+    "DeadLetter": "energy_messaging.mqtt",
+    "LastWill": "energy_messaging.mqtt",
+    "MQTTManager": "energy_messaging.mqtt",
+    "MQTTMessage": "energy_messaging.mqtt",
+    "MQTTOptions": "energy_messaging.mqtt",
+    "MQTTState": "energy_messaging.mqtt",
+    "Subscription": "energy_messaging.mqtt",
+    "Command": "energy_messaging.devices",
+    "CommandState": "energy_messaging.devices",
+    "Device": "energy_messaging.devices",
+    "DeviceManager": "energy_messaging.devices",
+    "DeviceRegistry": "energy_messaging.devices",
+    "DeviceTopics": "energy_messaging.devices",
+    "InMemoryDeviceRegistry": "energy_messaging.devices",
+    "CommandError": "energy_messaging.errors",
+    "CommandExpiredError": "energy_messaging.errors",
+    "CommandFailedError": "energy_messaging.errors",
+    "CommandTimeoutError": "energy_messaging.errors",
+    "DeviceOfflineError": "energy_messaging.errors",
+    "MQTTOptionsError": "energy_messaging.errors",
+    "MessageTooLargeError": "energy_messaging.errors",
+    "NotConnectedError": "energy_messaging.errors",
+    "PayloadEncodeError": "energy_messaging.errors",
+    "PublishBufferFullError": "energy_messaging.errors",
+    "PublishError": "energy_messaging.errors",
+    "TopicValidationError": "energy_messaging.errors",
+    "MQTTHealthCheck": "energy_messaging.health",
+    "DeviceSimulator": "energy_messaging.simulator",
+    "TopicPattern": "energy_messaging.topics",
+    "build_topic": "energy_messaging.topics",
+    "topic_level": "energy_messaging.topics",
     "Event": "energy_messaging.events",
     "EventBus": "energy_messaging.events",
     "EventBusClosedError": "energy_messaging.events",
@@ -138,6 +164,8 @@ __all__ = [
     "MQTTHealthCheck",
     "MQTTManager",
     "MQTTMessage",
+    "MQTTOptions",
+    "MQTTOptionsError",
     "MQTTState",
     "MessageTooLargeError",
     "NotConnectedError",
@@ -155,16 +183,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name on first use (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'energy_messaging' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """List the public names."""
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

@@ -12,6 +12,7 @@
     │   ├── CommandTimeoutError         504  COMMAND_TIMEOUT
     │   └── CommandExpiredError         504  COMMAND_EXPIRED
     ├── DeviceOfflineError              409  DEVICE_OFFLINE
+    ├── MQTTOptionsError                500  MQTT_OPTIONS_INVALID (also a ConfigurationError)
     └── MessagingConnectionError        503  MESSAGING_UNAVAILABLE
         ├── NotConnectedError           503  MQTT_NOT_CONNECTED
         └── PublishBufferFullError      503  PUBLISH_BUFFER_FULL
@@ -21,7 +22,13 @@ An unknown device raises :class:`energy_common.exceptions.ResourceNotFoundError`
 
 from __future__ import annotations
 
-from energy_common.exceptions import MessagingConnectionError, MessagingError, PayloadTooLargeError, ValidationError
+from energy_common.exceptions import (
+    ConfigurationError,
+    MessagingConnectionError,
+    MessagingError,
+    PayloadTooLargeError,
+    ValidationError,
+)
 
 __all__ = [
     "CommandError",
@@ -29,6 +36,7 @@ __all__ = [
     "CommandFailedError",
     "CommandTimeoutError",
     "DeviceOfflineError",
+    "MQTTOptionsError",
     "MessageTooLargeError",
     "MessagingConnectionError",
     "MessagingError",
@@ -80,6 +88,14 @@ class MessageTooLargeError(PublishError, PayloadTooLargeError, ValidationError):
     error_code = "MESSAGE_TOO_LARGE"
     status_code = 413
     default_message = "The message is too large to publish."
+
+
+class MQTTOptionsError(MessagingError, ConfigurationError):
+    """An option of ``MQTTManager``/``MQTTOptions`` is out of range; ``details["option"]`` names it."""
+
+    error_code = "MQTT_OPTIONS_INVALID"
+    status_code = 500
+    default_message = "An MQTT option is invalid."
 
 
 class NotConnectedError(MessagingConnectionError):

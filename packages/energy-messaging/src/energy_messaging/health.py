@@ -1,5 +1,5 @@
 """Health check for the MQTT connection (see :class:`MQTTHealthCheck`)."""
 
-from energy_messaging._health import MQTTHealthCheck
+from energy_messaging.mqtt._health import MQTTHealthCheck
 
 __all__ = ["MQTTHealthCheck"]

@@ -20,11 +20,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from energy_common.exceptions import CacheConnectionError
 
-from energy_messaging._registry import Device, DeviceState
+from energy_messaging.devices._registry import Device, DeviceState
 
 __all__ = ["RedisDeviceRegistry"]
 
-# KEYS[1] status hash; ARGV: id, seq, status, seen. Same rule as energy_messaging._registry.accepts_status().
+# KEYS[1] status hash; ARGV: id, seq, status, seen. Same rule as energy_messaging.devices._registry.accepts_status().
 _SET_STATUS = """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local seq = tonumber(ARGV[2])

@@ -1,6 +1,8 @@
-"""Topic building and matching: refuse injection, route wildcards (see :mod:`energy_messaging._topics`)."""
+"""Topic building and matching: refuse injection, route wildcards (see :mod:`energy_messaging._topics`).
 
-from energy_messaging._protocol import DeviceTopics
+The device topic layout, ``DeviceTopics``, is in :mod:`energy_messaging.devices`.
+"""
+
 from energy_messaging._topics import (
     MAX_TOPIC_BYTES,
     TopicPattern,
@@ -12,7 +14,6 @@ from energy_messaging._topics import (
 
 __all__ = [
     "MAX_TOPIC_BYTES",
-    "DeviceTopics",
     "TopicPattern",
     "build_topic",
     "topic_level",

@@ -10,12 +10,11 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self, cast
 
-from energy_messaging._connection import ProtocolChoice
-from energy_messaging._manager import MQTTManager
-from energy_messaging._message import MQTTMessage
-from energy_messaging._protocol import DeviceTopics, reply_payload, status_payload
-from energy_messaging._state import LastWill
 from energy_messaging._topics import topic_level
+from energy_messaging.devices._protocol import DeviceTopics, reply_payload, status_payload
+from energy_messaging.mqtt._manager import MQTTManager
+from energy_messaging.mqtt._message import MQTTMessage
+from energy_messaging.mqtt._options import LastWill, ProtocolChoice
 
 __all__ = ["CommandFunction", "DeviceSimulator"]
 

@@ -1,39 +1,49 @@
-"""MQTTManager: one supervised MQTT connection with routing, buffering and manual acks."""
+"""MQTTManager: the front door; it owns a session, an inbound and an outbound part.
+
+::
+
+    MQTTManager ── Session (supervisor task, Client per connection) ── Router (subscriptions)
+                ├─ Inbound (queue, handler workers, in-order acks, resume hold) ── DeadLetters
+                ├─ Outbound (publish pipeline, in-flight window, buffer)
+                └─ Tasks / Status (named owned tasks, last error)
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
-import socket
-import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, Unpack
 
 import aiomqtt
 
-from energy_messaging._connection import Connection, ProtocolChoice
-from energy_messaging._errors import MessagingConnectionError, MessagingError, NotConnectedError
-from energy_messaging._inbound import DeadLetterHook, Inbound
-from energy_messaging._message import DeadLetter
-from energy_messaging._outbound import Outbound, Outgoing, encode_payload, make_properties, topic_bytes
-from energy_messaging._router import Handler, Router, Subscription
-from energy_messaging._topics import TopicPattern, validate_topic
+from energy_messaging._errors import MessagingConnectionError, NotConnectedError
+from energy_messaging._topics import TopicPattern
+from energy_messaging.mqtt._dead_letters import DeadLetters
+from energy_messaging.mqtt._inbound import Inbound
+from energy_messaging.mqtt._outbound import Outbound
+from energy_messaging.mqtt._router import Handler, Router, Subscription
+from energy_messaging.mqtt._session import Session
+from energy_messaging.mqtt._tasks import Status, Tasks
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from energy_messaging._state import LastWill, MQTTState
+    from energy_messaging.mqtt._message import DeadLetter
+    from energy_messaging.mqtt._options import MQTTOptions, MQTTSettings
+    from energy_messaging.mqtt._state import MQTTState
 
 __all__ = ["MQTTManager"]
 
 logger = logging.getLogger("energy_messaging.mqtt")
 
 
-class MQTTManager(Connection):
+class MQTTManager:
     """An MQTT client for services: supervised connection, routing, buffering, manual acks.
 
     Args:
@@ -53,6 +63,10 @@ class MQTTManager(Connection):
         on_connect: Called after every (re)connect, once subscriptions are restored.
         clean_start: Start with a fresh session on every connect (loses queued messages).
         session_expiry: Seconds the broker keeps the session after a disconnect (MQTT 5).
+        resume_grace: Seconds after the first CONNACK with a resumed session during which
+            a message without a handler waits, unacknowledged, for one to be registered
+            (so ``connect()`` then ``subscribe()`` loses nothing); then it becomes a
+            ``no_handler`` dead letter. 0 dead-letters it at once.
         max_buffered_publishes: Publishes held while disconnected before
             :class:`PublishBufferFullError` is raised.
         max_queued_messages: Incoming messages queued before reading pauses
@@ -68,9 +82,18 @@ class MQTTManager(Connection):
         reconnect_max_delay: Longest reconnect delay in seconds.
         connect_timeout: Seconds ``connect()`` waits for the first connection.
         shutdown_timeout: Seconds ``disconnect()`` waits for handlers and buffered publishes.
-        dead_letter_topic: Topic that receives undecodable/invalid messages, and those
-            whose handler raised, as JSON.
+        dead_letter_topic: Topic that receives the dead letters (no handler, undecodable,
+            invalid, handler raised) as JSON.
         on_dead_letter: Hook called with each :class:`DeadLetter`.
+        options: All of the above as one :class:`MQTTOptions` (keyword arguments given
+            as well replace its fields).
+
+    The manager owns its parts: a :class:`Session` (supervised connection), an
+    :class:`Inbound` (queue, handlers, acks), an :class:`Outbound` (publish pipeline,
+    window, buffer), the :class:`Router` and the named tasks.
+
+    Raises:
+        MQTTOptionsError: If an option is out of range.
 
     Example:
         >>> async def main() -> None:  # doctest: +SKIP
@@ -85,109 +108,98 @@ class MQTTManager(Connection):
 
     def __init__(
         self,
-        host: str = "localhost",
-        port: int = 1883,
+        host: str | None = None,
+        port: int | None = None,
         *,
-        username: str | None = None,
-        password: str | None = None,
-        client_id: str | None = None,
-        protocol: ProtocolChoice = "auto",
-        tls: ssl.SSLContext | bool | None = None,
-        keepalive: int = 60,
-        will: LastWill | Callable[[], LastWill] | None = None,
-        on_connect: Callable[[], Awaitable[None] | None] | None = None,
-        clean_start: bool = False,
-        session_expiry: int = 3600,
-        max_buffered_publishes: int = 10_000,
-        max_queued_messages: int = 1_000,
-        handler_concurrency: int = 8,
-        max_inflight: int = 100,
-        max_payload_bytes: int | None = 1_048_576,
-        reconnect_min_delay: float = 0.2,
-        reconnect_max_delay: float = 30.0,
-        connect_timeout: float = 10.0,
-        shutdown_timeout: float = 10.0,
-        dead_letter_topic: str | None = None,
-        on_dead_letter: DeadLetterHook | None = None,
+        options: MQTTOptions | None = None,
+        **settings: Unpack[MQTTSettings],
     ) -> None:
-        if protocol not in ("auto", "5", "3.1.1"):
-            raise MessagingError(f"protocol must be 'auto', '5' or '3.1.1', not {protocol!r}.")
-        if max_queued_messages < 1 or handler_concurrency < 1 or max_buffered_publishes < 0:
-            raise MessagingError("max_queued_messages and handler_concurrency must be >= 1, buffers >= 0.")
-        if max_payload_bytes is not None and max_payload_bytes < 1:
-            raise MessagingError("max_payload_bytes must be >= 1 (or None for the protocol's limits only).")
-        self.host = host
-        self.port = port
-        self._username = username
-        self._password = password
-        self._auto_id = client_id is None
-        self.client_id = client_id or f"energy-{os.urandom(8).hex()}"
-        self._protocol_choice = protocol
-        self._tls = ssl.create_default_context() if tls is True else (tls or None)
-        self._keepalive = keepalive
-        self._will = will
-        self._on_connect = on_connect
-        self._aborting = False
-        self._clean_start = clean_start
-        self._session_expiry = session_expiry
-        self._max_queued = max_queued_messages
-        self._max_inflight = max_inflight
-        self._delays = (reconnect_min_delay, reconnect_max_delay)
-        self._connect_timeout = connect_timeout
-        self._shutdown_timeout = shutdown_timeout
-        if dead_letter_topic is not None:
-            validate_topic(dead_letter_topic)
-        self._dead_letter_topic = dead_letter_topic
-        self._on_dead_letter = on_dead_letter
+        # On first construction, like _state and _client: keeps the seed's import path light.
+        from energy_messaging.mqtt._options import MQTTOptions  # noqa: PLC0415
+
+        base = options if options is not None else MQTTOptions()
+        changes: dict[str, Any] = dict(settings)
+        if host is not None:
+            changes["host"] = host
+        if port is not None:
+            changes["port"] = port
+        self.options = opts = dataclasses.replace(base, **changes) if changes else base
+        self.client_id = opts.client_id or f"energy-{os.urandom(8).hex()}"
+        self._status = Status()
+        self._tasks = Tasks(self._status, f"energy-mqtt-{self.client_id}")
         self._router = Router()
+        self._outbound = Outbound(
+            opts.max_buffered_publishes, opts.max_inflight, opts.max_payload_bytes, v5=opts.protocol != "3.1.1"
+        )
+        self._dead_letters = DeadLetters(opts.on_dead_letter, opts.dead_letter_topic, self._publish_letter, self._tasks)
         self._inbound = Inbound(
             self._router,
-            concurrency=handler_concurrency,
-            max_queued=max_queued_messages,
-            dead_letter=self._dead_letter,
+            self._dead_letters,
+            self._tasks,
+            concurrency=opts.handler_concurrency,
+            max_queued=opts.max_queued_messages,
         )
-        self._outbound = Outbound(max_buffered_publishes, max_inflight, max_payload_bytes)
-        self._client = None
-        self._protocol = None
-        self._supervisor: asyncio.Task[None] | None = None
-        self._connected = asyncio.Event()
-        self._lost = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._background: set[asyncio.Task[Any]] = set()
-        self._reconnects = 0
-        self._connections = 0
-        self._last_connected_at: float | None = None
-        self._last_error: str | None = None
+        # Back-pressure must never hold up the acknowledgements our own publishes wait for.
+        self._inbound.awaiting_acks = self._outbound.awaiting_acks
+        self._outbound.on_inflight = self._inbound.allow_reading
+        self._session = Session(
+            opts,
+            self.client_id,
+            router=self._router,
+            inbound=self._inbound,
+            outbound=self._outbound,
+            status=self._status,
+            tasks=self._tasks,
+        )
+
+    @property
+    def host(self) -> str:
+        """Broker host name."""
+        return self.options.host
+
+    @property
+    def port(self) -> int:
+        """Broker port."""
+        return self.options.port
+
+    @property
+    def protocol(self) -> str | None:
+        """The negotiated protocol, ``"5"`` or ``"3.1.1"``, once connected."""
+        return self._session.protocol
 
     # ------------------------------------------------------------------ state
     @property
     def is_connected(self) -> bool:
         """Whether the connection to the broker is up right now."""
-        return self._client is not None
+        return self._session.client is not None
 
     @property
     def state(self) -> MQTTState:
         """A snapshot of connection state and counters for health checks and metrics."""
-        from energy_messaging._state import MQTTState  # noqa: PLC0415 - on use: keeps the import path light
+        from energy_messaging.mqtt._state import MQTTState  # noqa: PLC0415 - on use: keeps the import path light
 
-        stats = self._inbound.stats
+        stats, status, letters = self._inbound.stats, self._status, self._dead_letters
         return MQTTState(
             connected=self.is_connected,
             protocol=self.protocol,
             client_id=self.client_id,
-            reconnect_count=self._reconnects,
-            last_connected_at=self._last_connected_at,
+            reconnect_count=status.reconnects,
+            last_connected_at=status.last_connected_at,
             last_message_at=stats.last_message_at,
-            last_error=self._last_error,
+            last_error=status.last_error,
             buffered_publishes=len(self._outbound.buffer),
             queued_messages=self._inbound.queued,
             messages_received=stats.received,
             messages_handled=stats.handled,
             handler_errors=stats.handler_errors,
-            dead_letters=stats.dead_letters,
+            dead_letters=letters.count,
             subscriptions=len(self._router.filters),
             max_inflight=self._outbound.max_inflight,
             max_packet_size=self._outbound.max_packet,
+            session_present=status.session_present,
+            held_messages=stats.held,
+            dead_letter_reasons=dict(letters.by_reason),
+            tasks=tuple(self._tasks.names),
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -197,44 +209,38 @@ class MQTTManager(Connection):
         Raises:
             MessagingConnectionError: If no connection is made within ``connect_timeout``.
         """
-        if self._supervisor is not None:
+        session = self._session
+        if session.running:
             return
-        self._stopping.clear()
+        self._outbound.accepting = True
         self._inbound.start()
-        self._supervisor = asyncio.create_task(self._supervise(), name=f"energy-mqtt-supervisor-{self.client_id}")
+        session.start()
         try:
-            await asyncio.wait_for(self._connected.wait(), self._connect_timeout)
+            await asyncio.wait_for(session.connected.wait(), self.options.connect_timeout)
         except TimeoutError:
-            error = self._last_error
+            error = self._status.last_error
             await self._shutdown(drain=False)
             raise MessagingConnectionError(
-                f"Could not connect to the MQTT broker at {self.host}:{self.port} within "
-                f"{self._connect_timeout:g} s ({error}); check the address, credentials and that the broker runs.",
-                {"host": self.host, "port": self.port},
+                f"Could not connect to the MQTT broker at {self.host}:{self.port} as {self.client_id} within "
+                f"{self.options.connect_timeout:g} s ({error}); check the address, credentials and that the "
+                "broker runs.",
+                {"host": self.host, "port": self.port, "client_id": self.client_id},
             ) from None
 
     async def disconnect(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - shutdown budget
         """Stop gracefully: drain handlers and buffered publishes within ``timeout``, then disconnect."""
-        if self._supervisor is None:
+        if not self._session.running:
             return
-        await self._shutdown(drain=True, timeout=self._shutdown_timeout if timeout is None else timeout)
+        await self._shutdown(drain=True, timeout=self.options.shutdown_timeout if timeout is None else timeout)
 
     async def abort(self) -> None:
         """Drop the connection without DISCONNECT, as a crash would (the broker sends the Last Will), and stop.
 
         Unfinished messages stay unacknowledged, so a persistent session gets them again.
         """
-        if self._supervisor is None:
+        if not self._session.running:
             return
-        self._aborting = True
-        client = self._client
-        if client is not None:
-            sock = client.paho.socket()
-            if isinstance(sock, socket.socket):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-        await self._shutdown(drain=False)
-        self._aborting = False
+        await self._shutdown(drain=False, abort=True)
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -245,7 +251,7 @@ class MQTTManager(Connection):
     ) -> None:
         await self.disconnect()
 
-    async def _shutdown(self, *, drain: bool, timeout: float = 0.0) -> None:  # noqa: ASYNC109 - shutdown budget
+    async def _shutdown(self, *, drain: bool, timeout: float = 0.0, abort: bool = False) -> None:  # noqa: ASYNC109
         deadline = time.monotonic() + timeout
         if drain:
             if not await self._inbound.drain(timeout):
@@ -254,19 +260,15 @@ class MQTTManager(Connection):
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._outbound.wait_idle(), max(deadline - time.monotonic(), 0.0))
-        self._stopping.set()
-        if self._supervisor is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        self._outbound.accepting = False
+        await self._session.stop(abort=abort)
         await self._inbound.stop()
+        await self._tasks.cancel_all()
         dropped = self._outbound.fail_all(NotConnectedError("The MQTT manager stopped before the message was sent."))
         if dropped:
             logger.warning("MQTT shutdown: %d buffered publishes were not sent", dropped)
 
+    # ------------------------------------------------------------------ subscriptions
     async def subscribe(
         self,
         topic_filter: str,
@@ -287,18 +289,28 @@ class MQTTManager(Connection):
             model: Pydantic model the decoded payload must validate against.
 
         Returns:
-            The subscription, for :meth:`unsubscribe`.
+            The subscription, for :meth:`unsubscribe`. If the connection fails during the
+            SUBSCRIBE, the subscription stays and is made right after the reconnect.
 
         Raises:
             TopicValidationError: If the filter or QoS is invalid.
-            MessagingError: If the broker refused the subscription.
+            MessagingError: If the broker refused the subscription (it is removed again).
         """
         sub = Subscription(TopicPattern(topic_filter), handler, qos, decode, model)
         entry, changed = self._router.add(sub)
-        client = self._client
+        client = self._session.client
         if changed and client is not None:
             try:
-                await self._broker_subscribe(client, entry.mqtt_filter, entry.qos, entry.identifier)
+                granted = await client.subscribe_filter(entry.mqtt_filter, entry.qos, entry.identifier)
+                Session.check_granted(entry, granted)
+            except aiomqtt.MqttError as exc:
+                # The connection failed meanwhile: keep the route; the session subscribes every
+                # filter again right after the reconnect.
+                logger.warning(
+                    "MQTT subscribe to %s cut by a lost connection (%s); done again on reconnect",
+                    entry.mqtt_filter,
+                    exc,
+                )
             except BaseException:
                 self._router.remove(sub)
                 raise
@@ -307,13 +319,19 @@ class MQTTManager(Connection):
     def on(
         self, topic_filter: str, *, qos: int = 1, decode: bool = True, model: type[BaseModel] | None = None
     ) -> Callable[[Handler], Handler]:
-        """Decorator form of :meth:`subscribe`; the broker subscription is made now or on connect."""
+        """Decorator form of :meth:`subscribe`; the broker subscription is made now or on connect.
+
+        While connected the SUBSCRIBE runs in an owned task; a refusal is logged and
+        reported in ``state.last_error`` (the handler stays registered and is subscribed
+        again on every reconnect).
+        """
 
         def register(handler: Handler) -> Handler:
             sub = Subscription(TopicPattern(topic_filter), handler, qos, decode, model)
             entry, changed = self._router.add(sub)
-            if changed and self._client is not None:
-                self._spawn(self._broker_subscribe(self._client, entry.mqtt_filter, entry.qos, entry.identifier))
+            client = self._session.client
+            if changed and client is not None:
+                self._tasks.spawn(self._session.subscribe(client, entry), f"subscribe-{entry.identifier}")
             return handler
 
         return register
@@ -321,9 +339,10 @@ class MQTTManager(Connection):
     async def unsubscribe(self, subscription: Subscription) -> None:
         """Remove a handler; the broker subscription ends when its last handler is gone."""
         entry = self._router.remove(subscription)
-        if entry is not None and self._client is not None:
+        client = self._session.client
+        if entry is not None and client is not None:
             with contextlib.suppress(aiomqtt.MqttError):
-                await self._client.unsubscribe(entry.mqtt_filter)
+                await client.unsubscribe(entry.mqtt_filter)
 
     # ------------------------------------------------------------------ publish
     async def publish(
@@ -353,20 +372,7 @@ class MQTTManager(Connection):
             PublishError: If the broker refused the message (MQTT 5 reason code >= 0x80).
             NotConnectedError: If the manager is not started.
         """
-        if self._supervisor is None:
-            raise NotConnectedError()
-        wire_topic = topic_bytes(topic)
-        if qos not in (0, 1, 2):
-            raise MessagingError("qos must be 0, 1 or 2.", {"qos": qos})
-        v5 = self._protocol != aiomqtt.ProtocolVersion.V311
-        context, user_properties = self._outbound.context(v5)
-        data = encode_payload(payload, context)
-        props = make_properties(properties, user_properties) if v5 else None
-        self._outbound.check_size(topic, wire_topic, data, qos=qos, properties=props, v5=v5)
-        done = asyncio.get_running_loop().create_future() if wait else None
-        self._outbound.submit(Outgoing(topic, wire_topic, data, qos=qos, retain=retain, properties=props, done=done))
-        if done is not None:
-            await done  # cancelling the wait does not withdraw the message
+        await self._outbound.publish(topic, payload, qos=qos, retain=retain, properties=properties, wait=wait)
 
     async def flush(self) -> None:
         """Wait until every accepted publish was sent and, for QoS > 0, acknowledged.
@@ -378,14 +384,7 @@ class MQTTManager(Connection):
     # ------------------------------------------------------------------ dead letters
     def dead_letter(self, letter: DeadLetter) -> None:
         """Record a message a handler could not use (counted, logged, sent to the hook and topic)."""
-        self._dead_letter(letter)
+        self._dead_letters.record(letter)
 
-    def _dead_letter(self, letter: DeadLetter) -> None:
-        self._inbound.stats.dead_letters += 1
-        logger.warning("MQTT dead letter on %s: %s (%s)", letter.topic, letter.reason, letter.detail)
-        # A message that failed on the dead-letter topic itself is not published there again (no loop).
-        topic = None if letter.topic == self._dead_letter_topic else self._dead_letter_topic
-        if self._on_dead_letter is not None or topic is not None:
-            from energy_messaging._state import dead_letter_task  # noqa: PLC0415 - on use, see state
-
-            self._spawn(dead_letter_task(self, letter, self._on_dead_letter, topic))
+    async def _publish_letter(self, topic: str, payload: dict[str, Any]) -> None:
+        await self._outbound.publish(topic, payload, qos=1, wait=True)

@@ -1,154 +1,47 @@
-"""Outgoing path: payload encoding, context injection and the bounded publish buffer."""
+"""Outgoing path: :meth:`Outbound.publish` runs the whole pipeline, then the window and the buffer.
+
+A publish is validated and encoded (topic, payload, context, properties, size) up front,
+so a bad one raises before anything is sent or buffered; then it is sent now (at most
+the in-flight window unacknowledged) or held in the bounded buffer while disconnected,
+and sent again after a reconnect until the broker acknowledged it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
-from energy_messaging import _context
 from energy_messaging._errors import (
     MessageTooLargeError,
-    PayloadEncodeError,
+    NotConnectedError,
     PublishBufferFullError,
     PublishError,
     TopicValidationError,
 )
-from energy_messaging._protocol import CONTEXT_FIELD
-from energy_messaging._topics import validate_topic
+from energy_messaging.mqtt import _context
+from energy_messaging.mqtt._payload import (
+    MAX_REMAINING_LENGTH,
+    encode_payload,
+    make_properties,
+    publish_size,
+    too_large,
+    topic_bytes,
+)
 
-__all__ = [
-    "Outbound",
-    "Outgoing",
-    "encode_payload",
-    "make_properties",
-    "publish_size",
-    "topic_bytes",
-]
+if TYPE_CHECKING:
+    from paho.mqtt.properties import Properties
+
+    from energy_messaging.mqtt._client import Client
+
+__all__ = ["Outbound", "Outgoing"]
 
 logger = logging.getLogger("energy_messaging.mqtt")
 
-_PROPERTY_KEYS = {
-    "response_topic": "ResponseTopic",
-    "correlation_data": "CorrelationData",
-    "content_type": "ContentType",
-    "message_expiry_interval": "MessageExpiryInterval",
-    "payload_format_indicator": "PayloadFormatIndicator",
-}
-
-
-if TYPE_CHECKING:
-    import json
-
-    from energy_messaging._client import Client
-
-_encoder: json.JSONEncoder | None = None  # one instance (json.dumps builds one per call), made on first use
 _MAX_INFLIGHT = 65_535  # MQTT packet ids: no more can await an acknowledgement at once
-_MAX_REMAINING_LENGTH = 268_435_455  # MQTT: at most this after the fixed header (as in _wire, loaded later)
 _ROUGH_OVERHEAD = 16  # fixed header, topic length, packet id, empty properties: at most this many bytes
-_TOPIC_CACHE_LIMIT = 10_000
-_topics: dict[str, bytes] = {}
-
-
-def topic_bytes(topic: object) -> bytes:
-    """Validate a topic to publish to and return it UTF-8 encoded (cached per topic).
-
-    Raises:
-        TopicValidationError: If the topic is not valid for PUBLISH.
-    """
-    cached = _topics.get(topic) if type(topic) is str else None
-    if cached is None:
-        text = validate_topic(topic)
-        try:
-            cached = text.encode()
-        except UnicodeEncodeError as exc:
-            raise TopicValidationError(f"The topic {text!r} is not valid UTF-8.", {"topic": text}) from exc
-        if len(_topics) >= _TOPIC_CACHE_LIMIT:
-            _topics.clear()
-        _topics[text] = cached
-    return cached
-
-
-def publish_size(topic: int, payload: int, qos: int, properties: int) -> tuple[int, int]:
-    """Return ``(remaining length, whole packet size)`` of a PUBLISH from its parts' byte counts.
-
-    ``properties`` counts the packed MQTT 5 properties with their length prefix (0 on 3.1.1).
-    """
-    remaining = topic + properties + payload + (4 if qos else 2)
-    header = 2 if remaining < 0x80 else 3 if remaining < 0x4000 else 4 if remaining < 0x200000 else 5
-    return remaining, header + remaining
-
-
-def _too_large(topic: str, size: int, limit: int, kind: str) -> MessageTooLargeError:
-    what = "payload" if kind == "max_payload_bytes" else "packet"
-    return MessageTooLargeError(
-        f"The message to {topic!r} is too large: its {what} has {size} bytes, {kind} allows {limit}; "
-        "send less per message (split it, or store the data elsewhere and publish a reference).",
-        {"topic": topic, "size": size, "limit": limit, "limit_kind": kind},
-    )
-
-
-def _make_encoder() -> json.JSONEncoder:
-    global _encoder  # noqa: PLW0603 - a lazily built constant
-    import json  # noqa: PLC0415 - on first publish: keeps `import energy_messaging.mqtt` light
-
-    _encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-    return _encoder
-
-
-def encode_payload(payload: object, context: dict[str, str] | None) -> bytes:
-    """Serialise a payload: bytes as is, str as UTF-8, None as empty, models and JSON values as JSON.
-
-    ``context`` (3.1.1 only) is added to a JSON object as its ``_ctx`` field.
-
-    Raises:
-        PayloadEncodeError: If the value cannot be serialised.
-    """
-    if isinstance(payload, bytes | bytearray | memoryview):
-        return bytes(payload)
-    if isinstance(payload, str):
-        return payload.encode()
-    if payload is None:
-        return b""
-    dump = getattr(payload, "model_dump", None)
-    if dump is not None and callable(dump):
-        payload = dump(mode="json")
-    if context and isinstance(payload, dict):
-        payload = {**payload, CONTEXT_FIELD: context}
-    try:
-        return (_encoder or _make_encoder()).encode(payload).encode()
-    except (TypeError, ValueError) as exc:
-        raise PayloadEncodeError(
-            f"The payload of type {type(payload).__name__} is not JSON-serialisable: {exc}. "
-            "Pass bytes, str, a dict/list of JSON values or a pydantic model."
-        ) from exc
-
-
-def make_properties(properties: Mapping[str, Any] | None, user_properties: list[tuple[str, str]]) -> Properties | None:
-    """Build paho MQTT 5 PUBLISH properties from snake_case names plus user properties."""
-    if not properties and not user_properties:
-        return None
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    extra_user: list[tuple[str, str]] = []
-    for key, value in (properties or {}).items():
-        if key == "user_properties":
-            extra_user.extend((str(k), str(v)) for k, v in value)
-            continue
-        name = _PROPERTY_KEYS.get(key)
-        if name is None:
-            raise TopicValidationError(
-                f"Unknown MQTT 5 property {key!r}; use one of {sorted(_PROPERTY_KEYS)} or 'user_properties'.",
-                {"property": key},
-            )
-        setattr(props, name, value)
-    if extra_user or user_properties:
-        props.UserProperty = [*extra_user, *user_properties]
-    return props
 
 
 class Outgoing:
@@ -179,8 +72,14 @@ class Outgoing:
 class Outbound:
     """Send publishes now (at most ``max_inflight`` unacknowledged), or buffer them while disconnected."""
 
-    def __init__(self, max_buffered: int, max_inflight: int = 100, max_payload: int | None = None) -> None:
+    def __init__(
+        self, max_buffered: int, max_inflight: int = 100, max_payload: int | None = None, *, v5: bool = True
+    ) -> None:
         self.max_buffered = max_buffered
+        #: Whether publishes are built for MQTT 5 (the protocol of the last connection, or the one asked for).
+        self.v5 = v5
+        #: Whether publishes are accepted (between the manager's start and stop).
+        self.accepting = False
         self._max_inflight = max_inflight if 0 < max_inflight < _MAX_INFLIGHT else _MAX_INFLIGHT
         #: The window in use: ``max_inflight``, capped by the broker's Receive Maximum.
         self.max_inflight = self._max_inflight
@@ -192,6 +91,48 @@ class Outbound:
         self._inflight: dict[int, Outgoing] = {}  # by message id, in send order
         self._window: deque[Outgoing] = deque()  # QoS > 0, connected, waiting for room in the window
         self._idle: list[asyncio.Future[None]] = []
+        #: Called when the window goes from empty to not empty: an acknowledgement must be
+        #: read now, so the inbound side must not keep the socket paused (see ``awaiting_acks``).
+        self.on_inflight: Callable[[], None] | None = None
+
+    def awaiting_acks(self) -> bool:
+        """Whether a sent publish awaits the broker's acknowledgement (the socket must be read)."""
+        return bool(self._inflight)
+
+    async def publish(
+        self,
+        topic: str,
+        payload: object = None,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        properties: Mapping[str, Any] | None = None,
+        wait: bool = True,
+    ) -> None:
+        """Validate, encode and send (or buffer) one publish; see ``MQTTManager.publish``.
+
+        Raises:
+            NotConnectedError: If the manager is not started.
+            TopicValidationError: If the topic, QoS or a property is invalid.
+            PayloadEncodeError: If the payload is not JSON-serialisable.
+            MessageTooLargeError: If it is too large (nothing is sent).
+            PublishBufferFullError: If it must be buffered and the buffer is full.
+            PublishError: If the broker refused it.
+        """
+        if not self.accepting:
+            raise NotConnectedError()
+        wire_topic = topic_bytes(topic)
+        if qos not in (0, 1, 2):
+            raise TopicValidationError("qos must be 0, 1 or 2.", {"qos": qos})
+        v5 = self.v5
+        context, user_properties = self.context(v5)
+        data = encode_payload(payload, context)
+        props = make_properties(properties, user_properties) if v5 else None
+        self.check_size(topic, wire_topic, data, qos=qos, properties=props, v5=v5)
+        done = asyncio.get_running_loop().create_future() if wait else None
+        self.submit(Outgoing(topic, wire_topic, data, qos=qos, retain=retain, properties=props, done=done))
+        if done is not None:
+            await done  # cancelling the wait does not withdraw the message
 
     @property
     def pending(self) -> int:
@@ -232,19 +173,19 @@ class Outbound:
         """
         size = len(payload)
         if self.max_payload is not None and size > self.max_payload:
-            raise _too_large(topic, size, self.max_payload, "max_payload_bytes")
+            raise too_large(topic, size, self.max_payload, "max_payload_bytes")
         rough = size + len(wire_topic) + _ROUGH_OVERHEAD
         broker = self.max_packet
-        if rough <= _MAX_REMAINING_LENGTH and (broker is None or (properties is None and rough <= broker)):
+        if rough <= MAX_REMAINING_LENGTH and (broker is None or (properties is None and rough <= broker)):
             return  # far from every limit (large properties without a broker limit: see _send)
         packed = 0
         if v5:
             packed = len(properties.pack()) if properties is not None else 1  # type: ignore[no-untyped-call]
         remaining, total = publish_size(len(wire_topic), size, qos, packed)
-        if remaining > _MAX_REMAINING_LENGTH:
-            raise _too_large(topic, remaining, _MAX_REMAINING_LENGTH, "mqtt_maximum_remaining_length")
+        if remaining > MAX_REMAINING_LENGTH:
+            raise too_large(topic, remaining, MAX_REMAINING_LENGTH, "mqtt_maximum_remaining_length")
         if broker is not None and total > broker:
-            raise _too_large(topic, total, broker, "broker_maximum_packet_size")
+            raise too_large(topic, total, broker, "broker_maximum_packet_size")
 
     def submit(self, item: Outgoing) -> None:
         """Send ``item`` now if connected (and nothing older waits), else buffer it.
@@ -282,6 +223,8 @@ class Outbound:
                 item.done.set_result(None)
             self._check_idle()
         else:
+            if not self._inflight and self.on_inflight is not None:
+                self.on_inflight()
             self._inflight[mid] = item
         return True
 
@@ -293,7 +236,7 @@ class Outbound:
             {
                 "topic": item.topic,
                 "size": len(item.payload),
-                "limit": broker or _MAX_REMAINING_LENGTH,
+                "limit": broker or MAX_REMAINING_LENGTH,
                 "limit_kind": "broker_maximum_packet_size" if broker else "mqtt_maximum_remaining_length",
             },
         )
@@ -333,6 +276,7 @@ class Outbound:
         Maximum Packet Size) when it advertises them.
         """
         self.client = client
+        self.v5 = client.v5
         receive = client.receive_maximum
         self.max_inflight = min(self._max_inflight, receive) if receive else self._max_inflight
         self.max_packet = client.maximum_packet_size

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from energy_messaging._errors import MessagingConnectionError, MessagingError
-from energy_messaging._manager import MQTTManager
+from energy_messaging.mqtt._manager import MQTTManager
 
 __all__ = ["MQTTHealthCheck"]
 

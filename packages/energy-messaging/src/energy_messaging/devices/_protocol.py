@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from energy_messaging._topics import build_topic, topic_level, validate_topic
+from energy_messaging.mqtt._context import CONTEXT_FIELD
 
 __all__ = [
     "CONTEXT_FIELD",
@@ -32,8 +33,6 @@ __all__ = [
     "status_payload",
 ]
 
-#: JSON field that carries correlation id and trace context on MQTT 3.1.1 connections.
-CONTEXT_FIELD = "_ctx"
 
 DeviceStatus = Literal["online", "offline"]
 

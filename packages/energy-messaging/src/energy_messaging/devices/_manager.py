@@ -13,18 +13,25 @@ from typing import Any, Literal
 from energy_common.context import get_correlation_id
 from energy_common.exceptions import ResourceNotFoundError
 
-from energy_messaging._commands import Command, CommandHook, CommandState
 from energy_messaging._errors import (
     CommandExpiredError,
     CommandFailedError,
     CommandTimeoutError,
     DeviceOfflineError,
 )
-from energy_messaging._manager import MQTTManager
-from energy_messaging._message import DeadLetter, MQTTMessage
-from energy_messaging._protocol import DeviceTopics, StatusUpdate, command_payload, now_ms, parse_reply, parse_status
-from energy_messaging._registry import Device, DeviceRegistry, DeviceState, InMemoryDeviceRegistry
 from energy_messaging._topics import TopicPattern, topic_level, validate_topic
+from energy_messaging.devices._commands import Command, CommandHook, CommandState
+from energy_messaging.devices._protocol import (
+    DeviceTopics,
+    StatusUpdate,
+    command_payload,
+    now_ms,
+    parse_reply,
+    parse_status,
+)
+from energy_messaging.devices._registry import Device, DeviceRegistry, DeviceState, InMemoryDeviceRegistry
+from energy_messaging.mqtt._manager import MQTTManager
+from energy_messaging.mqtt._message import DeadLetter, MQTTMessage
 
 __all__ = ["DeviceManager", "TelemetryHandler"]
 

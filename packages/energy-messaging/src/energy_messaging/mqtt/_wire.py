@@ -1,22 +1,19 @@
-"""MQTT packets at the byte level for the client: PUBLISH encoding and decoding, batched writes.
+"""The PUBLISH codec: MQTT packets at the byte level, pure functions of bytes (no paho, no IO).
 
-Pure functions over paho's packet structures (see :mod:`energy_messaging._client` for
-the paho internals involved). PUBLISH decoding covers what the manager's subscriptions
-receive: QoS 0/1 with no properties, subscription identifiers and user properties; any
-other property (response topic, correlation data...) is left to paho's full decoder.
+Decoding covers what the manager's subscriptions receive: QoS 0/1 with no properties,
+subscription identifiers and user properties; any other property (response topic,
+correlation data...) makes :func:`decode_publish` return None, and paho's full decoder
+takes over (in :mod:`energy_messaging.mqtt._client`). It is property-tested against
+paho's decoder (``tests/messaging/test_mqtt_wire_properties.py``).
 """
 
 from __future__ import annotations
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import MQTTErrorCode
+__all__ = ["MAX_REMAINING_LENGTH", "Incoming", "PublishProperties", "decode_publish", "encode_publish"]
 
-__all__ = ["Incoming", "decode_publish", "encode_publish", "write_packets"]
-
-_WRITE_BATCH = 256  # packets joined into one send at most
-_PUBLISH = paho.PUBLISH
-_DISCONNECT = paho.DISCONNECT
-_MAX_REMAINING_LENGTH = 268_435_455  # what MQTT's variable-length integer can carry
+_PUBLISH = 0x30  # packet type PUBLISH in the high nibble of the fixed header
+#: What MQTT's variable byte integer can carry after the fixed header.
+MAX_REMAINING_LENGTH = 268_435_455
 _SUBSCRIPTION_IDENTIFIER = 0x0B
 _USER_PROPERTY = 0x26
 
@@ -73,7 +70,11 @@ def _varint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
 
 
 def _properties(data: bytes | bytearray, pos: int, end: int) -> PublishProperties | None:
-    """Decode subscription identifiers and user properties; None if another property is present."""
+    """Decode subscription identifiers and user properties.
+
+    Returns None (paho decides) if another property is present or a value runs past
+    ``end``; raises what paho refuses too (identifier 0, NUL or U+FEFF in a string).
+    """
     props = PublishProperties()
     ids: list[int] = []
     users: list[tuple[str, str]] = []
@@ -81,19 +82,25 @@ def _properties(data: bytes | bytearray, pos: int, end: int) -> PublishPropertie
         ident = data[pos]
         if ident == _SUBSCRIPTION_IDENTIFIER:
             value, pos = _varint(data, pos + 1)
+            if value == 0:
+                raise ValueError("subscription identifier 0")
             ids.append(value)
         elif ident == _USER_PROPERTY:
-            strings = []
             pos += 1
+            pair: list[str] = []
             for _ in range(2):
-                size = data[pos] << 8 | data[pos + 1]
-                strings.append(bytes(data[pos + 2 : pos + 2 + size]).decode())
+                if pos + 2 > end or pos + 2 + (size := data[pos] << 8 | data[pos + 1]) > end:
+                    return None
+                text = bytes(data[pos + 2 : pos + 2 + size]).decode()
+                if "\x00" in text or "\ufeff" in text:
+                    raise ValueError("NUL or U+FEFF in a user property (MQTT 1.5.4)")
+                pair.append(text)
                 pos += 2 + size
-            users.append((strings[0], strings[1]))
+            users.append((pair[0], pair[1]))
         else:
             return None
-    if pos != end:
-        raise ValueError("properties overrun their length")
+    if pos > end:
+        return None
     if ids:
         props.SubscriptionIdentifier = ids
     if users:
@@ -138,8 +145,8 @@ def encode_publish(topic: bytes, payload: bytes, qos: int, retain: bool, *, mid:
         ValueError: If the packet is larger than MQTT allows.
     """
     length = len(topic) + len(properties) + len(payload) + (4 if qos else 2)
-    if length > _MAX_REMAINING_LENGTH:
-        raise ValueError(f"An MQTT packet carries at most {_MAX_REMAINING_LENGTH} bytes.")
+    if length > MAX_REMAINING_LENGTH:
+        raise ValueError(f"An MQTT packet carries at most {MAX_REMAINING_LENGTH} bytes.")
     header = bytearray((_PUBLISH | qos << 1 | retain,))
     while length > 0x7F:  # MQTT variable-length integer
         header.append(length & 0x7F | 0x80)
@@ -149,45 +156,3 @@ def encode_publish(topic: bytes, payload: bytes, qos: int, retain: bool, *, mid:
     if qos:
         return b"".join((header, topic, mid.to_bytes(2, "big"), properties, payload))
     return b"".join((header, topic, properties, payload))
-
-
-def write_packets(client: paho.Client) -> MQTTErrorCode:
-    """Write paho's queued packets, joined into one ``send`` per batch; return a paho rc."""
-    out = client._out_packet
-    while out:
-        batch = []
-        for packet in out:
-            if packet["command"] & 0xF0 == _DISCONNECT:
-                break  # paho's writer closes the socket after it
-            batch.append(packet)
-            if len(batch) == _WRITE_BATCH:
-                break
-        if not batch:
-            return client._packet_write()
-        if len(batch) == 1:
-            data = batch[0]["packet"][batch[0]["pos"] :]
-        else:
-            data = b"".join([packet["packet"][packet["pos"] :] for packet in batch])
-        try:
-            sent = client._sock_send(data)
-        except BlockingIOError:
-            return paho.MQTT_ERR_AGAIN
-        except OSError:
-            return paho.MQTT_ERR_CONN_LOST
-        client._last_msg_out = paho.time_func()  # for keepalive, as paho does
-        for packet in batch:
-            left = packet["to_process"]
-            if sent < left:
-                packet["pos"] += sent
-                packet["to_process"] = left - sent
-                return paho.MQTT_ERR_AGAIN
-            sent -= left
-            packet["pos"] += left
-            packet["to_process"] = 0
-            out.popleft()
-            info = packet["info"]
-            if info is not None and packet["qos"] == 0 and packet["command"] & 0xF0 == _PUBLISH:
-                # What paho does for a written QoS 0 PUBLISH of paho.publish (not used by
-                # the manager); its on_publish (ours) ignores QoS 0.
-                info._set_as_published()
-    return paho.MQTT_ERR_SUCCESS

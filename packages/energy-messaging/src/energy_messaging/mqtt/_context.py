@@ -14,7 +14,10 @@ from typing import Any
 
 from energy_common.context import get_correlation_id, is_valid_correlation_id, reset_correlation_id, set_correlation_id
 
-__all__ = ["current_carrier", "extract", "handler_scope"]
+__all__ = ["CONTEXT_FIELD", "current_carrier", "extract", "handler_scope", "to_user_properties"]
+
+#: JSON field that carries correlation id and trace context on MQTT 3.1.1 connections.
+CONTEXT_FIELD = "_ctx"
 
 _propagation: ModuleType | None = None
 _otel_context: ModuleType | None = None
@@ -55,7 +58,7 @@ def extract(user_properties: Any, payload: Any) -> tuple[str | None, dict[str, s
     if user_properties:
         carrier = _prop().from_user_properties(user_properties)
     elif isinstance(payload, dict):
-        ctx = payload.pop("_ctx", None)
+        ctx = payload.pop(CONTEXT_FIELD, None)
         if isinstance(ctx, dict):
             carrier = {str(k).lower(): str(v) for k, v in ctx.items() if isinstance(v, str)}
     if not carrier:

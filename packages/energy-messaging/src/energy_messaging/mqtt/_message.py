@@ -115,11 +115,15 @@ class DeadLetter:
     Attributes:
         topic: Where it arrived.
         raw: The payload bytes.
-        reason: ``"decode_error"`` (not JSON / not UTF-8), ``"validation_error"``
-            (did not match the subscription's model or the device protocol) or
-            ``"handler_error"`` (the handler raised; the message was acknowledged).
+        reason: ``"no_handler"`` (no subscription of this manager matches it),
+            ``"decode_error"`` (not JSON, not UTF-8, nested too deep...),
+            ``"validation_error"`` (did not match the subscription's model or the device
+            protocol), ``"handler_error"`` (the handler raised) or ``"processing_error"``
+            (an unexpected failure before the handler). The message was acknowledged
+            only after the letter was delivered.
         detail: Human-readable reason, e.g. the JSON error or ``"RuntimeError: boom"``.
         filter: The subscription filter it was meant for, if known.
+        extra: More facts, e.g. ``subscription_identifiers`` of a ``no_handler`` letter.
     """
 
     topic: str
