@@ -199,9 +199,9 @@ class MeterProcess:
 
 
 @contextlib.contextmanager
-def meter_service(tmp_path: Path, duration: float = 90) -> Iterator[MeterProcess]:
+def meter_service(tmp_path: Path, http_port: int, duration: float = 90) -> Iterator[MeterProcess]:
     """Run ``python -m meter_service`` on the embedded defaults for at most ``duration`` seconds."""
-    http_port, broker_port = _free_port(), _free_port()
+    broker_port = _free_port()
     env = {key: value for key, value in os.environ.items() if key not in _ENGINE_VARIABLES}
     env.update(
         DATA_DIR=str(tmp_path / "data"),
@@ -292,45 +292,53 @@ async def wait_for_series(client: httpx.AsyncClient, queries: dict[str, str], se
     return missing
 
 
+def live_queries() -> dict[str, str]:
+    """What must return a series: the dashboard's queries and variables, and every recorded series."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries = {where: substitute(expr) for where, expr in dashboard_queries(dashboard)}
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            match = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["definition"])
+            assert match is not None, variable["definition"]
+            metric, label = match.groups()
+            queries[f"variable {variable['name']}"] = f'group by ({label}) ({metric}{{{label}="{JOB}"}})'
+    for group in rule_groups():
+        for rule in group["rules"]:
+            if "record" in rule:
+                queries[f"recording rule {rule['record']}"] = rule["record"]
+    return queries
+
+
 @pytest.mark.slow
 async def test_every_dashboard_query_and_recording_rule_returns_series_from_a_live_prometheus(
-    tmp_path: Path, promtool: str, prometheus_factory: Any
+    tmp_path: Path, prometheus_factory: Any
 ) -> None:
     """A real Prometheus scraping the running service returns series for every dashboard query and recording rule."""
-    with meter_service(tmp_path) as service:
-        async with httpx.AsyncClient(base_url=service.base_url, timeout=15) as client:
+    http_port = _free_port()
+    # Prometheus first (it skips or fails here when missing); it scrapes while the service starts.
+    prometheus = prometheus_factory([f"127.0.0.1:{http_port}"], job=JOB, rule_files=[RULES])
+    with meter_service(tmp_path, http_port) as service:
+        async with (
+            httpx.AsyncClient(base_url=service.base_url, timeout=15) as client,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{prometheus.port}", timeout=10) as prom,
+        ):
+            await poll(prom, "/-/ready", 30, "Prometheus")
             await poll(client, "/health/ready", 45, "the meter service", service.output())
-            prometheus = prometheus_factory([f"127.0.0.1:{service.http_port}"], job=JOB, rule_files=[RULES])
-            prom_url = f"http://127.0.0.1:{prometheus.port}"
-            async with httpx.AsyncClient(base_url=prom_url, timeout=10) as prom:
-                await poll(prom, "/-/ready", 30, "Prometheus")
-                await asyncio.sleep(2)  # a couple of scrapes before the events: rate() sees the increase
-                await asyncio.gather(
-                    provoke_events(service, client),
-                    hold_sqlite_write_lock(service.data_dir / "meter.db", seconds=6.5),
-                )
-                dashboard = json.loads(DASHBOARD.read_text())
-                queries = {where: substitute(expr) for where, expr in dashboard_queries(dashboard)}
-                for variable in dashboard["templating"]["list"]:
-                    if variable["type"] == "query":
-                        match = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["definition"])
-                        assert match is not None, variable["definition"]
-                        metric, label = match.groups()
-                        queries[f"variable {variable['name']}"] = f'group by ({label}) ({metric}{{{label}="{JOB}"}})'
-                for group in rule_groups():
-                    for rule in group["rules"]:
-                        if "record" in rule:
-                            queries[f"recording rule {rule['record']}"] = rule["record"]
-                missing = await wait_for_series(prom, queries, seconds=30)
-                assert missing == {}, "no series for:\n" + "\n".join(f"{k}: {v}" for k, v in missing.items())
+            await asyncio.sleep(2)  # a couple of scrapes before the events: rate() sees the increase
+            await asyncio.gather(
+                provoke_events(service, client),
+                hold_sqlite_write_lock(service.data_dir / "meter.db", seconds=6.5),
+            )
+            missing = await wait_for_series(prom, live_queries(), seconds=30)
+            assert missing == {}, "no series for:\n" + "\n".join(f"{k}: {v}" for k, v in missing.items())
 
-                rules = (await prom.get("/api/v1/rules")).json()["data"]["groups"]
-                evaluated = {rule["name"]: rule for group in rules for rule in group["rules"]}
-                expected = {rule.get("record") or rule["alert"] for group in rule_groups() for rule in group["rules"]}
-                assert set(evaluated) == expected
-                broken = {name: rule.get("lastError") for name, rule in evaluated.items() if rule["health"] != "ok"}
-                assert broken == {}
-                assert await query(prom, 'ALERTS{alertname="MeterServiceDown"}') == []
+            rules = (await prom.get("/api/v1/rules")).json()["data"]["groups"]
+            evaluated = {rule["name"]: rule for group in rules for rule in group["rules"]}
+            expected = {rule.get("record") or rule["alert"] for group in rule_groups() for rule in group["rules"]}
+            assert set(evaluated) == expected
+            broken = {name: rule.get("lastError") for name, rule in evaluated.items() if rule["health"] != "ok"}
+            assert broken == {}
+            assert await query(prom, 'ALERTS{alertname="MeterServiceDown", alertstate="firing"}') == []
             # The provoked events really happened (the service counted them).
             metrics = (await client.get("/metrics")).text
     for name in (
