@@ -50,7 +50,7 @@ _VARIABLES = {"$__rate_interval": "10s", "$job": JOB}
 
 
 def promtool_run(promtool: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run promtool with a time bound; return its completed process (output merged)."""
+    """Run promtool with a time bound; return its completed process (stdout and stderr as text)."""
     argv = [promtool, *map(str, args)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
