@@ -240,7 +240,10 @@ async def poll(client: httpx.AsyncClient, url: str, seconds: float, what: str, l
 
 
 async def hold_sqlite_write_lock(database: Path, seconds: float) -> None:
-    """Hold SQLite's write lock (another writer) so the service's next batch fails once and is retried."""
+    """Hold SQLite's write lock (another writer) so the service's next batch fails once and is retried.
+
+    The service's SQLite connections wait ``busy_timeout`` (5 s) for the lock before failing.
+    """
     connection = sqlite3.connect(database, isolation_level=None, timeout=10)
     try:
         connection.execute("BEGIN IMMEDIATE")
@@ -327,7 +330,7 @@ async def test_every_dashboard_query_and_recording_rule_returns_series_from_a_li
             await asyncio.sleep(2)  # a couple of scrapes before the events: rate() sees the increase
             await asyncio.gather(
                 provoke_events(service, client),
-                hold_sqlite_write_lock(service.data_dir / "meter.db", seconds=6.5),
+                hold_sqlite_write_lock(service.data_dir / "meter.db", seconds=7.5),
             )
             missing = await wait_for_series(prom, live_queries(), seconds=30)
             assert missing == {}, "no series for:\n" + "\n".join(f"{k}: {v}" for k, v in missing.items())
