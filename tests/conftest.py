@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -275,6 +276,13 @@ class PrivateServer:
         self._signal(signal.SIGKILL, 10.0)
 
 
+def _launch(servers: list[PrivateServer], server: PrivateServer) -> PrivateServer:
+    """Start ``server`` and keep it in ``servers`` for its factory's teardown."""
+    servers.append(server)
+    server.start()
+    return server
+
+
 @pytest.fixture
 def redis_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], PrivateServer]]:
     """Factory for private ``redis-server`` processes on free ports, killed after the test."""
@@ -287,10 +295,7 @@ def redis_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
         port = free_port()
         data = tmp_path_factory.mktemp("redis")
         argv = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        server = PrivateServer("redis", argv, port, data)
-        servers.append(server)
-        server.start()
-        return server
+        return _launch(servers, PrivateServer("redis", argv, port, data))
 
     yield make
     for server in servers:
@@ -328,10 +333,7 @@ def mosquitto_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
         ]
         conf = data / "mosquitto.conf"
         conf.write_text("\n".join(config) + "\n")
-        server = PrivateServer("mosquitto", [str(binary), "-c", str(conf)], port, data)
-        servers.append(server)
-        server.start()
-        return server
+        return _launch(servers, PrivateServer("mosquitto", [str(binary), "-c", str(conf)], port, data))
 
     yield make
     for server in servers:
@@ -375,3 +377,68 @@ def chromium() -> Iterator[Any]:
         yield session
     finally:
         session.quit()
+
+
+# --------------------------------------------------------------------------- Prometheus
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Path of ``promtool`` (Debian package ``prometheus``, installed by ``.ci/run``)."""
+    path = shutil.which("promtool")
+    if path is None:
+        unavailable("promtool is not installed (Debian package prometheus; .ci/run installs it)")
+    return str(path)
+
+
+@pytest.fixture
+def prometheus_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., PrivateServer]]:
+    """Factory for private Prometheus servers on free loopback ports, stopped after the test.
+
+    ``prometheus_factory(["127.0.0.1:8000"], job="meter-service", rule_files=[path])``
+    scrapes the targets and evaluates the rules every ``interval`` (default 1 s), with its
+    own configuration and data directory. Each server runs under ``timeout`` (at most
+    ``lifetime`` seconds), so even an interrupted test run leaves no Prometheus behind.
+    """
+    binary = shutil.which("prometheus")
+    wrapper = shutil.which("timeout")
+    servers: list[PrivateServer] = []
+
+    def make(
+        targets: list[str],
+        *,
+        job: str = "prometheus-test",
+        rule_files: list[Path] | None = None,
+        interval: str = "1s",
+        lifetime: int = 180,
+    ) -> PrivateServer:
+        if binary is None or wrapper is None:
+            unavailable("prometheus is not installed (Debian package prometheus; .ci/run installs it)")
+        port = free_port()
+        data = tmp_path_factory.mktemp("prometheus")
+        config = {  # JSON is YAML: no YAML writer needed
+            "global": {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval},
+            "rule_files": [str(path) for path in rule_files or []],
+            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets}]}],
+        }
+        conf = data / "prometheus.yml"
+        conf.write_text(json.dumps(config, indent=2))
+        argv = [
+            str(wrapper),
+            "-k",
+            "5",
+            str(lifetime),
+            str(binary),
+            f"--config.file={conf}",
+            f"--storage.tsdb.path={data / 'tsdb'}",
+            "--storage.tsdb.retention.time=1h",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ]
+        return _launch(servers, PrivateServer("prometheus", argv, port, data))
+
+    yield make
+    for server in servers:
+        # SIGTERM: `timeout` passes it on to Prometheus (a SIGKILL would orphan it).
+        with contextlib.suppress(Exception):
+            server.stop(timeout=15)
