@@ -348,6 +348,56 @@ async def _after_throttle(ns: dict[str, Any]) -> None:
     assert [route.path for route in ns["app"].routes][-1] == "/auth/token"
 
 
+async def _keyset(services: Services, stack: AsyncExitStack) -> dict[str, Any]:
+    from energy_common.database import Base, Database
+    from sqlalchemy import Float, Integer, String
+    from sqlalchemy.orm import mapped_column
+
+    class Reading(Base):  # no annotations: this module's are strings (PEP 563), SQLAlchemy would resolve them
+        __tablename__ = "doc_readings"
+        id = mapped_column(Integer, primary_key=True)
+        device_id = mapped_column(String(32), nullable=False)
+        ts = mapped_column(Integer, nullable=False)
+        power_w = mapped_column(Float)
+
+    db = Database(f"sqlite+aiosqlite:///{services.tmp / 'keyset.db'}")
+    stack.push_async_callback(db.dispose)
+    async with db.engine.begin() as connection:
+        await connection.run_sync(Reading.metadata.create_all)
+    session = await stack.enter_async_context(db.session())
+    session.add_all([Reading(device_id="m1", ts=i, power_w=float(i)) for i in range(150)])
+    await session.flush()
+    return {
+        "session": session,
+        "Reading": Reading,
+        "settings": types.SimpleNamespace(cursor_key=secrets.token_bytes(32)),
+    }
+
+
+async def _after_keyset(ns: dict[str, Any]) -> None:
+    # Two pages of the 150 rows, newest first, without overlap.
+    first, second = ns["page"].items, ns["more"].items
+    assert [r.ts for r in first] == list(range(149, 49, -1)), [r.ts for r in first][:3]
+    assert [r.ts for r in second] == list(range(49, -1, -1))
+
+
+async def _timeseries(services: Services, stack: AsyncExitStack) -> dict[str, Any]:
+    from energy_common.database import Database
+
+    db = Database(f"sqlite+aiosqlite:///{services.tmp / 'series.db'}")
+    stack.push_async_callback(db.dispose)
+    start_ms = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    rows = [(device, start_ms + 900_000 * i, 100.0 + i, 230.0, i / 4) for device in ("m1", "m2") for i in range(96)]
+    return {"db": db, "rows": rows, "start_ms": start_ms, "end_ms": start_ms + 86_400_000, "cursor_ts": None}
+
+
+async def _after_timeseries(ns: dict[str, Any]) -> None:
+    assert len(ns["new_rows"]) == len(ns["rows"])
+    assert len(ns["latest"]) == 2
+    # One UTC day of 15-minute readings spans two Paris days (UTC+1): 92 readings, then 4.
+    assert [day["count"] for day in ns["days"]] == [92, 4], ns["days"]
+
+
 def _pem() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -616,6 +666,18 @@ SETUPS: tuple[Setup, ...] = (
             ),
         ),
         before=_database_example,
+    ),
+    Setup(
+        "repo = BaseRepository(session, Reading, cursors=CursorCodec(settings.cursor_key))",
+        "session, the Reading model and settings.cursor_key are the service's; here 150 readings on SQLite.",
+        before=_keyset,
+        after=_after_keyset,
+    ),
+    Setup(
+        "store = TimeSeriesStore(db, READINGS)",
+        "db, rows, the time range and the page's cursor come from the service; here one day of two meters on SQLite.",
+        before=_timeseries,
+        after=_after_timeseries,
     ),
     Setup(
         "from myservice.models import Base",

@@ -79,7 +79,9 @@ DISTRIBUTIONS: dict[str, str] = {
 EXTRAS: dict[str, tuple[str, ...]] = {
     "energy_common.cache": ("cache",),
     "energy_common.cache.web": ("web",),
+    "energy_common.apidocs": ("web",),
     "energy_common.database": ("db",),
+    "energy_common.timeseries": ("db",),
     "energy_common.http_client": ("http",),
     "energy_common.health.http": ("http",),
     "energy_common.health.memory": ("system",),
