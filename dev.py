@@ -106,7 +106,9 @@ def test(args: list[str]) -> int:
         print("dev.py: test paths given, so only the dev-env phase ran (no docs build, no isolation matrix).")
         return 0
     print("dev.py: building the documentation site (mkdocs --strict) ...", flush=True)
-    code = hatch("run", "docs:build", "--quiet")
+    # No --quiet: mkdocs then drops warnings before --strict counts them, and a broken
+    # reference would pass.
+    code = hatch("run", "docs:build")
     if code != 0:
         return code
     # Isolation matrix: each distribution alone. Slow fault tests and packaging ran

@@ -5,7 +5,8 @@
     python bench/run_all.py --quick      fewer rounds (each script accepts --quick)
 
 Each benchmark runs the energy variant side by side with the raw library and its peers
-in interleaved rounds and prints ratios of medians; see bench/README.md.
+in interleaved rounds and prints ratios of medians; docs/benchmarks.md lists them, with
+the figures of each package and the conditions they were measured under.
 """
 
 from __future__ import annotations

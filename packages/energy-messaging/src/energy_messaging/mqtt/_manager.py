@@ -49,6 +49,10 @@ class MQTTManager:
     Args:
         host: Broker host name.
         port: Broker port (1883, or 8883 with TLS).
+        options: All of the settings below as one :class:`MQTTOptions` (keyword arguments
+            given as well replace its fields).
+
+    Keyword Args:
         username: Optional user name.
         password: Optional password (never logged).
         client_id: Client identifier. Give a stable one to keep the persistent session
@@ -85,8 +89,6 @@ class MQTTManager:
         dead_letter_topic: Topic that receives the dead letters (no handler, undecodable,
             invalid, handler raised) as JSON.
         on_dead_letter: Hook called with each :class:`DeadLetter`.
-        options: All of the above as one :class:`MQTTOptions` (keyword arguments given
-            as well replace its fields).
 
     The manager owns its parts: a :class:`Session` (supervised connection), an
     :class:`Inbound` (queue, handlers, acks), an :class:`Outbound` (publish pipeline,
