@@ -58,6 +58,10 @@ PUBLIC_ALL: dict[str, list[str]] = {
     "energy_messaging.health": ["MQTTHealthCheck"],
     "energy_messaging.simulator": ["CommandFunction", "DeviceSimulator"],
     "energy_messaging.events": EVENTS,
+    "energy_messaging.events.outbox": [
+        "EventBusPublisher", "MQTTPublisher", "OutboxPublisher", "OutboxRecord", "OutboxRelay", "OutboxRelayStats",
+        "add_event",
+    ],
     "energy_messaging.events.redis_streams": ["RedisIdempotencyStore", "RedisStreamsEventBus", "RedisStreamsTransport"],
     "energy_messaging.redis_registry": ["RedisDeviceRegistry"],
 }  # fmt: skip

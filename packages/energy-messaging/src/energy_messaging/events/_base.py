@@ -21,7 +21,14 @@ from energy_messaging.events._consumer import (
     decode_dead_letter,
     tracing_enabled,
 )
-from energy_messaging.events._envelope import MAX_EVENT_BYTES, Event, build_event, encode_event, validate_event_type
+from energy_messaging.events._envelope import (
+    MAX_EVENT_BYTES,
+    Event,
+    build_event,
+    decode_event,
+    encode_event,
+    validate_event_type,
+)
 from energy_messaging.events._errors import EventBusClosedError, EventBusConfigurationError
 from energy_messaging.events._transport import EVENT_FIELD, Transport
 
@@ -239,6 +246,24 @@ class TransportEventBus:
         )
         raw = encode_event(event, max_bytes=self._settings.max_event_bytes)
         await self._transport.append(stream, {EVENT_FIELD: raw}, maxlen=self._settings.maxlen)
+        return event
+
+    async def publish_encoded(self, raw: bytes) -> Event:
+        """Publish an event encoded already (an outbox row, a replayed dead letter) unchanged.
+
+        The envelope is validated and sent to its type's stream as it is: same id,
+        time, correlation id and trace context as when it was built.
+
+        Raises:
+            InvalidEventError: ``raw`` is not a valid event (or is too large).
+            EventBusClosedError: The bus is not running.
+            EventBusConnectionError: The backend is unreachable.
+        """
+        if not self._running:
+            raise EventBusClosedError()
+        event = decode_event(raw, max_bytes=self._settings.max_event_bytes)
+        await self._transport.append(self.stream_for(event.type), {EVENT_FIELD: raw}, maxlen=self._settings.maxlen)
+        self._stats.published += 1
         return event
 
     @overload
