@@ -59,6 +59,8 @@ class TransportEventBus:
         source: str,
         max_deliveries: int,
         min_idle: float,
+        retry_backoff: float = 2.0,
+        max_retry_delay: float = 300.0,
         batch_size: int,
         block: float,
         maxlen: int,
@@ -70,6 +72,8 @@ class TransportEventBus:
         _require(bool(group) and group.isprintable() and " " not in group, "group", group)
         _require(max_deliveries >= 1, "max_deliveries", max_deliveries)
         _require(min_idle > 0, "min_idle", min_idle)
+        _require(1.0 <= retry_backoff <= 10.0, "retry_backoff", retry_backoff)
+        _require(max_retry_delay > 0, "max_retry_delay", max_retry_delay)
         _require(batch_size >= 1, "batch_size", batch_size)
         _require(block > 0, "block", block)
         _require(maxlen >= 1, "maxlen", maxlen)
@@ -90,6 +94,8 @@ class TransportEventBus:
             block=block,
             maxlen=maxlen,
             max_event_bytes=max_event_bytes,
+            retry_backoff=retry_backoff,
+            max_retry_delay=max_retry_delay,
         )
         self._handlers: dict[str, list[EventHandler]] = {}
         self._streams: dict[str, str] = {}
@@ -124,6 +130,11 @@ class TransportEventBus:
     def stats(self) -> EventBusStats:
         """Counters of this instance."""
         return self._stats
+
+    @property
+    def stream_transport(self) -> Transport:
+        """The stream store under the bus (for tools such as :mod:`energy_messaging.deadletters`)."""
+        return self._transport
 
     @property
     def dead_letter_stream(self) -> str:
