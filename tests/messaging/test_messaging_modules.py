@@ -66,7 +66,7 @@ PUBLIC_ALL: dict[str, list[str]] = {
     "energy_messaging.events": EVENTS,
     "energy_messaging.events.outbox": [
         "EventBusPublisher", "MQTTPublisher", "OutboxPublisher", "OutboxRecord", "OutboxRelay", "OutboxRelayStats",
-        "add_event",
+        "add_event", "outbox_message",
     ],
     "energy_messaging.events.redis_streams": ["RedisIdempotencyStore", "RedisStreamsEventBus", "RedisStreamsTransport"],
     "energy_messaging.redis_registry": ["RedisDeviceRegistry"],

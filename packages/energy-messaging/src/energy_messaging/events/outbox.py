@@ -60,6 +60,7 @@ __all__ = [
     "OutboxRelay",
     "OutboxRelayStats",
     "add_event",
+    "outbox_message",
 ]
 
 logger = logging.getLogger("energy_messaging.events.outbox")
@@ -93,15 +94,20 @@ class OutboxPublisher(Protocol):
         ...
 
 
+class _PublishesEncoded(Protocol):
+    async def publish_encoded(self, raw: bytes) -> Event: ...
+
+
 class EventBusPublisher:
     """Publishes ``events`` records to an event bus (Redis Streams or in-memory), unchanged.
 
     Args:
-        bus: A running bus.
+        bus: A running bus (:class:`~energy_messaging.events.TransportEventBus`: any
+            bus :func:`~energy_messaging.events.create_event_bus` makes).
     """
 
-    def __init__(self, bus: TransportEventBus) -> None:
-        self._bus = bus
+    def __init__(self, bus: TransportEventBus | Any) -> None:
+        self._bus: _PublishesEncoded = bus
 
     async def send(self, record: OutboxRecord) -> None:
         """Append the stored CloudEvent to its type's stream."""
@@ -165,8 +171,18 @@ async def add_event(
         ValidationError: Bad key.
     """
     event = build_event(event_type, data, source=source, event_id=event_id)
-    await outbox.add(session, OutboxMessage(event.id, key, event.type, encode_event(event)))
+    await outbox.add(session, outbox_message(event, key=key))
     return event
+
+
+def outbox_message(event: Event, *, key: str) -> OutboxMessage:
+    """The outbox row of a built event (for :meth:`Outbox.add_many <energy_common.database.Outbox.add_many>`).
+
+    Raises:
+        InvalidEventError: The event is too large to encode.
+        ValidationError: Bad key.
+    """
+    return OutboxMessage(event.id, key, event.type, encode_event(event))
 
 
 @dataclass(slots=True)
