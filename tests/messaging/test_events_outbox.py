@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,32 @@ async def test_publish_failure_keeps_order_and_counts_attempts(db: Database, out
         assert [row.attempts for row in attempts] == [0, 0, 1, 0, 0]
 
 
+async def test_failed_batch_publish_marks_nothing_sent(db: Database, outbox: Outbox) -> None:
+    """When a batch publisher fails, no row of the batch is marked sent; the retry sends them all in order."""
+    async with InMemoryEventBus() as bus:
+        real = EventBusPublisher(bus)
+        calls = {"n": 0}
+
+        class FailsFirstBatch(EventBusPublisher):
+            async def send_many(self, records: Sequence[OutboxRecord]) -> None:
+                calls["n"] += 1
+                if calls["n"] == 1:
+                    await real.send(records[0])  # part of it went out before the failure
+                    raise ConnectionError("pipeline broke")
+                await real.send_many(records)
+
+        async with db.session() as session:
+            for n in range(4):
+                await add_event(outbox, session, "reading.recorded", {"n": n}, key="m1")
+        relay = OutboxRelay(db, outbox, FailsFirstBatch(bus))
+        with pytest.raises(ConnectionError):
+            await relay.relay_once()
+        async with db.engine.connect() as conn:
+            assert await outbox.unsent_count(conn) == 4
+        assert await relay.relay_once() == 4
+        assert [e.data["n"] for e in await _stream(bus, "reading.recorded")] == [0, 0, 1, 2, 3]
+
+
 async def test_add_many_skips_ids_present_already(db: Database, outbox: Outbox) -> None:
     """Adding the same event id again (a retried write) stores it once."""
     messages = [OutboxMessage(f"id-{n}", "m1", "reading.recorded", b"{}") for n in range(3)]
@@ -213,9 +239,10 @@ _CHILD = textwrap.dedent(
     from energy_messaging.events.redis_streams import RedisStreamsEventBus
 
     class Slow(EventBusPublisher):
-        async def send(self, record):
-            await super().send(record)
-            await asyncio.sleep(0.01)  # widens the window in which the parent kills us
+        async def send_many(self, records):
+            for record in records:  # one by one: the parent kills us in the middle of a batch
+                await self.send(record)
+                await asyncio.sleep(0.01)
 
     async def main() -> None:
         db = Database(sys.argv[1])

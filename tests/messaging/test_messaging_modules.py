@@ -65,7 +65,7 @@ PUBLIC_ALL: dict[str, list[str]] = {
     "energy_messaging.deadletters.__main__": ["main", "parser"],
     "energy_messaging.events": EVENTS,
     "energy_messaging.events.outbox": [
-        "EventBusPublisher", "MQTTPublisher", "OutboxPublisher", "OutboxRecord", "OutboxRelay", "OutboxRelayStats",
+        "BatchOutboxPublisher", "EventBusPublisher", "MQTTPublisher", "OutboxPublisher", "OutboxRecord", "OutboxRelay", "OutboxRelayStats",
         "add_event", "outbox_message",
     ],
     "energy_messaging.events.redis_streams": ["RedisIdempotencyStore", "RedisStreamsEventBus", "RedisStreamsTransport"],

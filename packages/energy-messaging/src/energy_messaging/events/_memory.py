@@ -87,6 +87,11 @@ class MemoryStreams:
             self._changed.notify_all()
         return f"{seq}-0"
 
+    async def append_many(self, entries: Sequence[tuple[str, Mapping[str, bytes]]], *, maxlen: int) -> None:
+        """Append entries in order."""
+        for stream, fields in entries:
+            await self.append(stream, fields, maxlen=maxlen)
+
     def _collect(self, streams: Sequence[str], group: str, consumer: str, count: int) -> list[Entry]:
         out: list[Entry] = []
         now = time.monotonic()

@@ -50,6 +50,10 @@ class Transport(Protocol):
         """Append an entry, trimming the stream to about ``maxlen`` entries; return its id."""
         ...
 
+    async def append_many(self, entries: Sequence[tuple[str, Mapping[str, bytes]]], *, maxlen: int) -> None:
+        """Append ``(stream, fields)`` entries in order, in one round trip where the engine allows."""
+        ...
+
     async def read_new(
         self,
         streams: Sequence[str],

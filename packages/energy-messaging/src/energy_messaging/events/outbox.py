@@ -12,7 +12,9 @@ Guarantees:
   relay killed mid-batch (SIGKILL) rolls back and the next one publishes the batch
   again. Consumers de-duplicate by event id (:func:`~energy_messaging.events.idempotent`).
 * **in order per key**: rows are published in ``id`` order and a batch stops at the
-  first failure (it is retried with jittered exponential backoff).
+  first failure (it is retried with jittered exponential backoff). A
+  :class:`BatchOutboxPublisher` (the event bus's) sends a batch in one pipelined round
+  trip; when that fails none of it is marked sent, so all of it goes again.
 * **several relays on PostgreSQL**: each batch runs in one transaction that first takes
   ``pg_try_advisory_xact_lock(<table>, p)`` for the key partitions ``p`` (``key_hash %
   partitions``) it can get and reads only their rows. Two relays therefore never
@@ -53,6 +55,7 @@ from energy_messaging.events._envelope import Event, build_event, encode_event
 from energy_messaging.events._errors import EventBusConfigurationError
 
 __all__ = [
+    "BatchOutboxPublisher",
     "EventBusPublisher",
     "MQTTPublisher",
     "OutboxPublisher",
@@ -97,6 +100,17 @@ class OutboxPublisher(Protocol):
 class _PublishesEncoded(Protocol):
     async def publish_encoded(self, raw: bytes) -> Event: ...
 
+    async def publish_encoded_many(self, raws: Sequence[bytes]) -> list[Event]: ...
+
+
+@runtime_checkable
+class BatchOutboxPublisher(OutboxPublisher, Protocol):
+    """A publisher that can also send a whole batch in order, in one round trip."""
+
+    async def send_many(self, records: Sequence[OutboxRecord]) -> None:
+        """Publish ``records`` in order; raising means any of them may be unsent."""
+        ...
+
 
 class EventBusPublisher:
     """Publishes ``events`` records to an event bus (Redis Streams or in-memory), unchanged.
@@ -114,6 +128,13 @@ class EventBusPublisher:
         if record.destination != "events":
             raise EventBusConfigurationError(f"EventBusPublisher cannot send {record.destination!r} records.")
         await self._bus.publish_encoded(record.payload)
+
+    async def send_many(self, records: Sequence[OutboxRecord]) -> None:
+        """Append the batch's CloudEvents with one pipelined round trip, in order."""
+        for record in records:
+            if record.destination != "events":
+                raise EventBusConfigurationError(f"EventBusPublisher cannot send {record.destination!r} records.")
+        await self._bus.publish_encoded_many([record.payload for record in records])
 
 
 class _Publishes(Protocol):
@@ -341,6 +362,16 @@ class OutboxRelay:
         table = self._outbox.table
         sent: list[int] = []
         failure: Exception | None = None
+        if records and isinstance(self._publisher, BatchOutboxPublisher):
+            try:
+                await self._publisher.send_many(records)
+                sent = [record.id for record in records]
+            except Exception as exc:  # noqa: BLE001 - any may be unsent: none is marked, all go again
+                failure = exc
+                await conn.execute(
+                    update(table).where(table.c.id == records[0].id).values(attempts=table.c.attempts + 1)
+                )
+            records = []
         for record in records:
             try:
                 await self._publisher.send(record)

@@ -110,6 +110,16 @@ class RedisStreamsTransport:
             entry_id = await self.client.xadd(stream, dict[Any, Any](fields), maxlen=maxlen, approximate=True)
         return _text(entry_id)
 
+    async def append_many(self, entries: Sequence[tuple[str, Mapping[str, bytes]]], *, maxlen: int) -> None:
+        """Pipelined ``XADD``s (no MULTI: in order, one round trip; on an error some may have been added)."""
+        if not entries:
+            return
+        with _translated():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for stream, fields in entries:
+                    pipe.xadd(stream, dict[Any, Any](fields), maxlen=maxlen, approximate=True)
+                await pipe.execute()
+
     async def read_new(
         self,
         streams: Sequence[str],
