@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -31,6 +32,7 @@ from energy_common._extras import missing_extra
 try:
     import redis.asyncio as redis_asyncio
     from redis import exceptions as redis_exceptions
+    from redis.asyncio.cluster import RedisCluster
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
 except ImportError as exc:  # pragma: no cover - exercised by the packaging tests
@@ -39,7 +41,7 @@ except ImportError as exc:  # pragma: no cover - exercised by the packaging test
 from energy_messaging.events._base import TransportEventBus
 from energy_messaging.events._bus import DeadLetterHook
 from energy_messaging.events._envelope import MAX_EVENT_BYTES
-from energy_messaging.events._errors import EventBusConnectionError, EventBusError
+from energy_messaging.events._errors import EventBusConfigurationError, EventBusConnectionError, EventBusError
 from energy_messaging.events._idempotency import IdempotencyState
 from energy_messaging.events._transport import Entry, NoGroupError, RetryDelay
 
@@ -61,6 +63,10 @@ def _translated() -> Iterator[None]:
         raise EventBusError(f"Redis rejected an event-bus command: {exc}") from exc
     except redis_exceptions.RedisError as exc:
         raise EventBusError(f"Redis failed: {type(exc).__name__}: {exc}") from exc
+
+
+# A non-empty {...} section: Redis Cluster hashes only it, so keys sharing it share a slot.
+_HASH_TAG = re.compile(r"\{[^{}]+\}")
 
 
 def _text(value: bytes | str) -> str:
@@ -90,7 +96,7 @@ def connect(url: str, *, block: float = 1.0) -> redis_asyncio.Redis:
 class RedisStreamsTransport:
     """Stream operations on Redis (see the module docstring for the commands)."""
 
-    def __init__(self, client: redis_asyncio.Redis, *, owns_client: bool) -> None:
+    def __init__(self, client: redis_asyncio.Redis | RedisCluster, *, owns_client: bool) -> None:
         self.client = client
         self._owns_client = owns_client
         self._cursors: dict[tuple[str, str], bytes | str] = {}
@@ -227,8 +233,10 @@ class RedisStreamsEventBus(TransportEventBus):
 
     Args:
         redis: A ``redis://`` / ``rediss://`` URL (the bus owns the client), or a
-            ``redis.asyncio.Redis`` client created with ``decode_responses=False``
-            (the caller closes it).
+            ``redis.asyncio.Redis`` / ``RedisCluster`` client created with
+            ``decode_responses=False`` (the caller closes it). On a cluster the
+            ``namespace`` must hold a hash tag (``"{billing}:events"``): XREADGROUP
+            reads all of a group's streams in one command, so they share a slot.
         group: Consumer group (the service name): each event is handled once per group.
         consumer: This replica's name in the group (unique per process by default).
         namespace: Prefix of the stream keys.
@@ -252,12 +260,13 @@ class RedisStreamsEventBus(TransportEventBus):
         on_dead_letter: Hook called with each :class:`DeadLetter`.
 
     Raises:
-        EventBusConfigurationError: An option is out of range.
+        EventBusConfigurationError: An option is out of range, or a cluster namespace
+            without a hash tag.
     """
 
     def __init__(
         self,
-        redis: str | redis_asyncio.Redis,
+        redis: str | redis_asyncio.Redis | RedisCluster,
         *,
         group: str = "default",
         consumer: str | None = None,
@@ -277,6 +286,12 @@ class RedisStreamsEventBus(TransportEventBus):
     ) -> None:
         owns = isinstance(redis, str)
         client = connect(redis, block=block) if isinstance(redis, str) else redis
+        if isinstance(client, RedisCluster) and not _HASH_TAG.search(namespace):
+            raise EventBusConfigurationError(
+                f"On a Redis Cluster the namespace needs a hash tag, e.g. '{{{namespace}}}', so a group's "
+                "streams, their pending lists and the dead-letter stream share one slot.",
+                {"option": "namespace"},
+            )
         self.transport = RedisStreamsTransport(client, owns_client=owns)
         super().__init__(
             self.transport,
@@ -298,7 +313,7 @@ class RedisStreamsEventBus(TransportEventBus):
         )
 
     @property
-    def client(self) -> redis_asyncio.Redis:
+    def client(self) -> redis_asyncio.Redis | RedisCluster:
         """The Redis client (share it with :class:`RedisIdempotencyStore`)."""
         return self.transport.client
 
@@ -315,7 +330,7 @@ class RedisIdempotencyStore:
         prefix: Key prefix of the marks.
     """
 
-    def __init__(self, client: redis_asyncio.Redis, *, prefix: str = "energy:idempotency:") -> None:
+    def __init__(self, client: redis_asyncio.Redis | RedisCluster, *, prefix: str = "energy:idempotency:") -> None:
         self._client = client
         self._prefix = prefix
 
