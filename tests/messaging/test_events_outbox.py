@@ -10,6 +10,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +300,45 @@ async def test_relay_killed_mid_batch_loses_nothing(
     events = [decode_event(fields[b"event"]) for _, fields in entries]
     assert len({event.id for event in events}) == 200
     _check_order(events, 4, 50)
+
+
+async def test_mqtt_records_are_published_to_their_topic(
+    db: Database, outbox: Outbox, make_manager: Any, mqtt_topic_prefix: str
+) -> None:
+    """An ``mqtt`` outbox row reaches its topic byte for byte through MQTTPublisher, then is marked sent."""
+    from energy_messaging import MQTTMessage
+    from energy_messaging.events.outbox import MQTTPublisher
+
+    topic = f"{mqtt_topic_prefix}/meter/m1/tariff"
+    got: list[bytes] = []
+
+    async def on_message(message: MQTTMessage) -> None:
+        got.append(bytes(message.raw))
+
+    async with make_manager() as subscriber, make_manager() as publisher:
+        await subscriber.subscribe(topic, on_message, qos=1, decode=False)
+        async with db.session() as session:
+            await outbox.add(session, OutboxMessage("t-1", "m1", topic, b'{"tariff":"night"}', destination="mqtt"))
+        relay = OutboxRelay(db, outbox, MQTTPublisher(publisher))
+        assert await relay.relay_once() == 1
+        for _ in range(500):
+            if got:
+                break
+            await asyncio.sleep(0.01)
+    assert got == [b'{"tariff":"night"}']
+    async with db.engine.begin() as conn:
+        assert await outbox.unsent_count(conn) == 0
+        assert await outbox.purge_sent(conn, older_than=timedelta(days=1)) == 0  # sent just now: kept
+        assert await outbox.purge_sent(conn, older_than=timedelta(0)) == 1
+
+
+async def test_a_publisher_refuses_records_of_another_destination(db: Database, outbox: Outbox) -> None:
+    """An event-bus publisher given an ``mqtt`` row fails with a typed error and leaves it unsent."""
+    async with InMemoryEventBus() as bus:
+        async with db.session() as session:
+            await outbox.add(session, OutboxMessage("t-2", "m1", "a/b", b"x", destination="mqtt"))
+        relay = OutboxRelay(db, outbox, EventBusPublisher(bus))
+        with pytest.raises(EventBusConfigurationError):
+            await relay.relay_once()
+        async with db.engine.connect() as conn:
+            assert await outbox.unsent_count(conn) == 1
