@@ -22,6 +22,9 @@ Guarantees:
   LOCKED`` alone would not keep the order: a second relay would skip a key's locked
   row and publish the *next* row of that key first.
 * **SQLite**: one relay per database (no advisory locks there).
+* **A row that cannot be published** (the backend refuses it) holds back its key
+  partition: it is retried with backoff, its ``attempts`` column counts the failures
+  and each failure is logged; fix the cause, or delete the row.
 
 ``id`` order is the order of the inserts; two transactions adding messages for the
 same key keep their commit order when they also write the same aggregate row (the
@@ -34,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -257,8 +261,8 @@ class OutboxRelay:
         self._poll = poll_interval
         self._partitions = partitions
         self._max_backoff = max_backoff
-        # The advisory lock's first key: the table's name, as a signed int4.
-        self._lock_space = int.from_bytes(outbox.name.encode()[:4].ljust(4, b"\0"), "big", signed=True)
+        # The advisory lock's first key: crc32 of the table's name, as a signed int4.
+        self._lock_space = (zlib.crc32(outbox.name.encode()) ^ 0x8000_0000) - 0x8000_0000
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -377,6 +381,14 @@ class OutboxRelay:
                 await self._publisher.send(record)
             except Exception as exc:  # noqa: BLE001 - recorded below, then raised
                 failure = exc
+                logger.warning(
+                    "Outbox row %d (event %s, key %s) not published (attempt %d): %s",
+                    record.id,
+                    record.event_id,
+                    record.key,
+                    record.attempts + 1,
+                    type(exc).__name__,
+                )
                 await conn.execute(update(table).where(table.c.id == record.id).values(attempts=table.c.attempts + 1))
                 break
             sent.append(record.id)
