@@ -63,6 +63,7 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 def test_public_api_is_pinned() -> None:
     """The package's public names stay stable."""
     assert database_pkg.__all__ == [
+        "DESTINATIONS",
         "NAMING_CONVENTION",
         "OPERATORS",
         "Base",
@@ -71,10 +72,13 @@ def test_public_api_is_pinned() -> None:
         "CursorPage",
         "Database",
         "IdMixin",
+        "Outbox",
+        "OutboxMessage",
         "Page",
         "TimestampMixin",
         "UTCDateTime",
         "VersionMixin",
+        "key_hash",
         "translate_error",
         "translating_errors",
         "translating_errors_async",

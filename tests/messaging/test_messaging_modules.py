@@ -19,7 +19,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "packages" / "energy-messaging" / "src" / "energy_messaging"
 
 EVENTS = [
-    "CONTENT_TYPE", "MAX_EVENT_BYTES", "SPECVERSION", "DeadLetter", "DeadLetterHook", "Event", "EventBus",
+    "CONTENT_TYPE", "MAX_EVENT_BYTES", "SPECVERSION", "DeadLetter", "DeadLetterHook", "DeadLetterNotFoundError",
+    "DeadLetterReplayError", "Event", "EventBus",
     "EventBusClosedError", "EventBusConfigurationError", "EventBusConnectionError", "EventBusError", "EventBusStats",
     "EventHandler", "EventInProgressError", "IdempotencyState", "IdempotencyStore", "InMemoryEventBus",
     "InMemoryIdempotencyStore", "InvalidEventError", "MemoryStreams", "TransportEventBus", "build_event",
@@ -57,7 +58,16 @@ PUBLIC_ALL: dict[str, list[str]] = {
     ],
     "energy_messaging.health": ["MQTTHealthCheck"],
     "energy_messaging.simulator": ["CommandFunction", "DeviceSimulator"],
+    "energy_messaging.deadletters": [
+        "DEFAULT_MQTT_STREAM", "DeadLetterQueue", "DeadLetterRecord", "MQTTDeadLetterStore", "MQTTRepublisher",
+        "Republish", "check_ids", "event_dead_letters",
+    ],
+    "energy_messaging.deadletters.__main__": ["main", "parser"],
     "energy_messaging.events": EVENTS,
+    "energy_messaging.events.outbox": [
+        "BatchOutboxPublisher", "EventBusPublisher", "MQTTPublisher", "OutboxPublisher", "OutboxRecord", "OutboxRelay", "OutboxRelayStats",
+        "add_event", "outbox_message",
+    ],
     "energy_messaging.events.redis_streams": ["RedisIdempotencyStore", "RedisStreamsEventBus", "RedisStreamsTransport"],
     "energy_messaging.redis_registry": ["RedisDeviceRegistry"],
 }  # fmt: skip

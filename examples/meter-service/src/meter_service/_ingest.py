@@ -8,12 +8,22 @@ time-series store COPYs a batch straight into its partitions and, when one of it
 readings is stored already, writes it again with duplicate suppression and returns
 only the new ones, so only those update the cache and get an event. The number of handlers running at once
 (``INGEST_CONCURRENCY``) bounds how many readings a batch can hold.
+
+With an outbox (``EVENTS_OUTBOX``), ``reading.recorded`` events are not published from
+here: they are added to the outbox table in a transaction right after the readings'
+commit and before the acks, with an id derived from ``(device_id, ts)``, for every
+reading of the batch (``ON CONFLICT DO NOTHING``), and the outbox relay publishes them.
+The store COPYs on its own connection, outside any SQLAlchemy session, so the two
+commits are separate; a crash between them leaves the messages unacknowledged, the
+broker redelivers them and that batch adds the missing events. So a stored reading
+always gets its event, and no event is written for a batch that was not stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 import time
@@ -22,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from energy_common.cache import CacheKey, CacheManager
-from energy_common.database import Database
+from energy_common.database import Database, Outbox
 from energy_common.exceptions import EnergyError, ServiceUnavailableError
 from energy_messaging import MQTTMessage
 from energy_messaging.events import EventBus
@@ -79,6 +89,9 @@ class TelemetryIngestor:
             whose writers queue anyway).
         readings: Where batches are stored (default: a :class:`ReadingStore` on ``db``
             without its maintenance task).
+        outbox: Write ``reading.recorded`` events to this outbox instead of publishing
+            them (a relay publishes them; see the module docstring).
+        event_source: CloudEvents ``source`` of the outbox events.
     """
 
     def __init__(
@@ -93,8 +106,12 @@ class TelemetryIngestor:
         copy: bool = True,
         flushers: int = 4,
         readings: ReadingStore | None = None,
+        outbox: Outbox | None = None,
+        event_source: str = "urn:energy:meter-service",
     ) -> None:
         self._db = db
+        self._outbox = outbox
+        self._event_source = event_source
         self._readings = readings or ReadingStore(db, secrets.token_bytes(32), maintenance_interval=None)
         self._cache = cache
         self._bus = bus
@@ -217,6 +234,8 @@ class TelemetryIngestor:
                 logger.warning("storing %d readings failed (%s); retrying in %.1f s", len(rows), exc.message, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX)
+        if self._outbox is not None and not await self._add_events(rows, batch):
+            return
         stats = self.stats
         stats.batches += 1
         stats.last_batch = len(batch)
@@ -230,7 +249,7 @@ class TelemetryIngestor:
         for _, future in batch:
             if not future.done():
                 future.set_result(None)
-        if self._bus is not None and stored:
+        if self._bus is not None and stored and self._outbox is None:
             started = time.perf_counter()
             await self._publish_events(stored)
             self.stats.publish_seconds += time.perf_counter() - started
@@ -238,6 +257,40 @@ class TelemetryIngestor:
     async def _store(self, rows: list[Row]) -> list[Row]:
         """Store the batch; return the rows that were new (all of them unless redelivered)."""
         return await self._readings.store_batch(rows)
+
+    async def _add_events(self, rows: list[Row], batch: list[tuple[Row, asyncio.Future[None]]]) -> bool:
+        """Add the batch's events to the outbox (retried like the store); False when stopping first."""
+        from energy_messaging.events import build_event  # noqa: PLC0415 - with an outbox only
+        from energy_messaging.events.outbox import outbox_message  # noqa: PLC0415
+
+        outbox = self._outbox
+        assert outbox is not None  # noqa: S101 - checked by the caller
+        messages = []
+        for row in rows:
+            # The id of a reading's event is derived from its key, so a redelivery adds it once.
+            event_id = hashlib.sha256(f"{row['device_id']}\x00{row['ts']}".encode()).hexdigest()[:32]
+            data = {name: row[name] for name in READING_COLUMNS}
+            messages.append(
+                outbox_message(
+                    build_event(READING_EVENT, data, source=self._event_source, event_id=event_id), key=row["device_id"]
+                )
+            )
+        delay = 0.1
+        while True:
+            try:
+                async with self._db.session() as session:
+                    await outbox.add_many(session, messages)
+                self.stats.events += len(messages)
+                return True
+            except EnergyError as exc:
+                if self._closing:
+                    for _, future in batch:
+                        future.cancel()
+                    return False
+                self._metrics.increment_counter("meter.events.failed")
+                logger.warning("adding %d events to the outbox failed (%s); retrying", len(messages), exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
 
     async def _update_cache(self, rows: list[Row]) -> None:
         latest: dict[CacheKey, Mapping[str, Any]] = {}

@@ -16,17 +16,20 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from energy_auth import PasswordHasher, TokenManager
 from energy_common.cache import CacheManager, RateLimitCache, create_cache
-from energy_common.database import Base, Database
+from energy_common.database import Base, Database, Outbox
 from energy_common.health import CallableHealthCheck, DatabaseHealthCheck, HealthChecker
 from energy_messaging import DeadLetter, DeviceManager, MQTTHealthCheck, MQTTManager
 from energy_messaging.devices import Command, DeviceRegistry, InMemoryDeviceRegistry
 from energy_messaging.events import Event, EventBus, create_event_bus
 from energy_monitoring import MetricsRegistry
 from energy_monitoring.tracing import instrument_engine, setup_tracing
+
+if TYPE_CHECKING:
+    from energy_messaging.events.outbox import OutboxRelay
 
 import meter_service._models  # noqa: F401 - registers the tables on Base.metadata
 from meter_service._broker import EmbeddedBroker
@@ -157,6 +160,7 @@ class MeterRuntime:
             on_command=self._on_command,
             route_telemetry=False,  # telemetry comes through the ingestion's (shared) subscription
         )
+        self.outbox, self.relay = self._outbox_relay()
         self.ingestor = TelemetryIngestor(
             self.db,
             self.cache,
@@ -167,6 +171,8 @@ class MeterRuntime:
             copy=settings.ingest_copy,
             flushers=settings.ingest_flushers,
             readings=self.readings,
+            outbox=self.outbox,
+            event_source=f"urn:energy:{settings.service_name}",
         )
         self.health = HealthChecker(settings.service_name, default_timeout=2.0)
         self.health.add_check(DatabaseHealthCheck(self.db))
@@ -174,6 +180,19 @@ class MeterRuntime:
         self.health.add_check(MQTTHealthCheck(self.mqtt))
         self.fleet: MeterFleet | None = None
         self._stack = contextlib.AsyncExitStack()
+
+    def _outbox_relay(self) -> tuple[Outbox | None, OutboxRelay | None]:
+        """reading.recorded through the transactional outbox (``EVENTS_OUTBOX=true``), relayed to the bus."""
+        settings = self.settings
+        if self.bus is None or not settings.events_outbox:
+            return None, None
+        from energy_messaging.events.outbox import EventBusPublisher, OutboxRelay  # noqa: PLC0415
+
+        outbox = Outbox(f"{settings.service_name.replace('-', '_')}_outbox")
+        relay = OutboxRelay(
+            self.db, outbox, EventBusPublisher(self.bus), name=settings.service_name, poll_interval=0.05
+        )
+        return outbox, relay
 
     @property
     def telemetry_filter(self) -> str:
@@ -213,6 +232,10 @@ class MeterRuntime:
                     self.bus.subscribe(READING_EVENT, self._count_event)
                 await self.bus.start()
                 stack.push_async_callback(self.bus.aclose)
+            if self.outbox is not None and self.relay is not None:
+                async with self.db.engine.begin() as conn:
+                    await self.outbox.create(conn)
+                await stack.enter_async_context(self.relay)
             await self.ingestor.start()
             stack.push_async_callback(self.ingestor.aclose)
             await self.mqtt.subscribe(self.telemetry_filter, self.ingestor.handle, qos=1, model=TelemetryPayload)

@@ -73,6 +73,9 @@ class MeterSettings(Settings):
     ingest_copy: bool = True
     ingest_flushers: int = Field(default=4, ge=1, le=32)
     events_enabled: bool = True
+    # reading.recorded through the transactional outbox (a relay publishes it) instead of
+    # publishing after the commit: no event lost when the service dies in between.
+    events_outbox: bool = False
     dead_letter_topic: str | None = None  # default: <mqtt_topic_root>/dead-letters
 
     # Auth and limits

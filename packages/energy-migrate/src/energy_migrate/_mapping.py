@@ -97,6 +97,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "energy_auth.devices.redis": ("redis",),
     "energy_auth.devices.sql": ("sql",),
     "energy_monitoring.web": ("web",),
+    "energy_messaging.events.outbox": ("outbox",),
     "energy_messaging.events.redis_streams": ("redis",),
     "energy_messaging.redis_registry": ("redis",),
 }

@@ -16,6 +16,9 @@ Errors: integrity and stale versions raise ``ConflictError``, unreachable databa
 ``DatabaseConnectionError``, other failures ``DatabaseError``; unknown field names,
 operators and forged cursors ``ValidationError``; values out of a column's range
 ``OutOfRangeError`` (422).
+
+The transactional outbox: ``Outbox().add(session, OutboxMessage(...))`` writes a message
+in the caller's transaction; ``energy_messaging.events.outbox.OutboxRelay`` publishes it.
 """
 
 from energy_common._extras import missing_extra
@@ -39,10 +42,12 @@ from energy_common.database._models import (
     VersionMixin,
     utcnow,
 )
+from energy_common.database._outbox import DESTINATIONS, Outbox, OutboxMessage, key_hash
 from energy_common.database._page import CursorPage, Page
 from energy_common.database._repository import BaseRepository
 
 __all__ = [
+    "DESTINATIONS",
     "NAMING_CONVENTION",
     "OPERATORS",
     "Base",
@@ -51,10 +56,13 @@ __all__ = [
     "CursorPage",
     "Database",
     "IdMixin",
+    "Outbox",
+    "OutboxMessage",
     "Page",
     "TimestampMixin",
     "UTCDateTime",
     "VersionMixin",
+    "key_hash",
     "translate_error",
     "translating_errors",
     "translating_errors_async",

@@ -1,8 +1,11 @@
 """The event bus: CloudEvents envelopes over consumer groups, in process or on Redis Streams.
 
 Delivery is at least once: an event is acknowledged after its handlers succeeded,
-redelivered after ``min_idle`` seconds when a delivery failed or its consumer died,
-and moved to the dead-letter stream (with the reason) after ``max_deliveries``.
+redelivered after ``min_idle`` seconds when a delivery failed or its consumer died
+(then after growing, jittered delays: ``retry_backoff``, ``max_retry_delay``), and
+moved to the dead-letter stream (with the reason) after ``max_deliveries``.
+:mod:`energy_messaging.deadletters` lists, replays and purges dead letters;
+:mod:`energy_messaging.events.outbox` relays a transactional outbox.
 Wrap handlers with :func:`idempotent` to process a redelivered event once.
 
 The Redis backend lives in :mod:`energy_messaging.events.redis_streams` (extra
@@ -38,6 +41,8 @@ from energy_messaging.events._envelope import (
     validate_event_type,
 )
 from energy_messaging.events._errors import (
+    DeadLetterNotFoundError,
+    DeadLetterReplayError,
     EventBusClosedError,
     EventBusConfigurationError,
     EventBusConnectionError,
@@ -60,6 +65,8 @@ __all__ = [
     "SPECVERSION",
     "DeadLetter",
     "DeadLetterHook",
+    "DeadLetterNotFoundError",
+    "DeadLetterReplayError",
     "Event",
     "EventBus",
     "EventBusClosedError",

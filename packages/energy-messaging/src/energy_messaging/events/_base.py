@@ -7,7 +7,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
@@ -21,7 +21,14 @@ from energy_messaging.events._consumer import (
     decode_dead_letter,
     tracing_enabled,
 )
-from energy_messaging.events._envelope import MAX_EVENT_BYTES, Event, build_event, encode_event, validate_event_type
+from energy_messaging.events._envelope import (
+    MAX_EVENT_BYTES,
+    Event,
+    build_event,
+    decode_event,
+    encode_event,
+    validate_event_type,
+)
 from energy_messaging.events._errors import EventBusClosedError, EventBusConfigurationError
 from energy_messaging.events._transport import EVENT_FIELD, Transport
 
@@ -52,6 +59,8 @@ class TransportEventBus:
         source: str,
         max_deliveries: int,
         min_idle: float,
+        retry_backoff: float = 2.0,
+        max_retry_delay: float = 300.0,
         batch_size: int,
         block: float,
         maxlen: int,
@@ -63,6 +72,8 @@ class TransportEventBus:
         _require(bool(group) and group.isprintable() and " " not in group, "group", group)
         _require(max_deliveries >= 1, "max_deliveries", max_deliveries)
         _require(min_idle > 0, "min_idle", min_idle)
+        _require(1.0 <= retry_backoff <= 10.0, "retry_backoff", retry_backoff)
+        _require(max_retry_delay > 0, "max_retry_delay", max_retry_delay)
         _require(batch_size >= 1, "batch_size", batch_size)
         _require(block > 0, "block", block)
         _require(maxlen >= 1, "maxlen", maxlen)
@@ -83,6 +94,8 @@ class TransportEventBus:
             block=block,
             maxlen=maxlen,
             max_event_bytes=max_event_bytes,
+            retry_backoff=retry_backoff,
+            max_retry_delay=max_retry_delay,
         )
         self._handlers: dict[str, list[EventHandler]] = {}
         self._streams: dict[str, str] = {}
@@ -117,6 +130,11 @@ class TransportEventBus:
     def stats(self) -> EventBusStats:
         """Counters of this instance."""
         return self._stats
+
+    @property
+    def stream_transport(self) -> Transport:
+        """The stream store under the bus (for tools such as :mod:`energy_messaging.deadletters`)."""
+        return self._transport
 
     @property
     def dead_letter_stream(self) -> str:
@@ -240,6 +258,46 @@ class TransportEventBus:
         raw = encode_event(event, max_bytes=self._settings.max_event_bytes)
         await self._transport.append(stream, {EVENT_FIELD: raw}, maxlen=self._settings.maxlen)
         return event
+
+    async def publish_encoded(self, raw: bytes) -> Event:
+        """Publish an event encoded already (an outbox row, a replayed dead letter) unchanged.
+
+        The envelope is validated and sent to its type's stream as it is: same id,
+        time, correlation id and trace context as when it was built.
+
+        Raises:
+            InvalidEventError: ``raw`` is not a valid event (or is too large).
+            EventBusClosedError: The bus is not running.
+            EventBusConnectionError: The backend is unreachable.
+        """
+        if not self._running:
+            raise EventBusClosedError()
+        event = decode_event(raw, max_bytes=self._settings.max_event_bytes)
+        await self._transport.append(self.stream_for(event.type), {EVENT_FIELD: raw}, maxlen=self._settings.maxlen)
+        self._stats.published += 1
+        return event
+
+    async def publish_encoded_many(self, raws: Sequence[bytes]) -> list[Event]:
+        """Publish encoded events in order, in one round trip (see :meth:`publish_encoded`).
+
+        On an error some of them may have been published: publish them all again
+        (consumers de-duplicate by event id).
+
+        Raises:
+            InvalidEventError: One of them is not a valid event (none is sent then).
+            EventBusClosedError: The bus is not running.
+            EventBusConnectionError: The backend is unreachable.
+        """
+        if not self._running:
+            raise EventBusClosedError()
+        limit = self._settings.max_event_bytes
+        events = [decode_event(raw, max_bytes=limit) for raw in raws]
+        await self._transport.append_many(
+            [(self.stream_for(event.type), {EVENT_FIELD: raw}) for event, raw in zip(events, raws, strict=True)],
+            maxlen=self._settings.maxlen,
+        )
+        self._stats.published += len(events)
+        return events
 
     @overload
     def subscribe(self, event_type: str) -> Callable[[EventHandler], EventHandler]: ...

@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import logging
 import random
+import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -26,6 +27,7 @@ __all__ = [
     "ConsumerSettings",
     "decode_dead_letter",
     "encode_dead_letter",
+    "retry_delay",
     "tracing_enabled",
 ]
 
@@ -43,7 +45,18 @@ _BACKOFF_MAX = 5.0
 class ConsumerSettings:
     """Consumer options validated once by the bus (plain attributes, read in the hot loop)."""
 
-    __slots__ = ("batch_size", "block", "consumer", "group", "max_deliveries", "max_event_bytes", "maxlen", "min_idle")
+    __slots__ = (
+        "batch_size",
+        "block",
+        "consumer",
+        "group",
+        "max_deliveries",
+        "max_event_bytes",
+        "max_retry_delay",
+        "maxlen",
+        "min_idle",
+        "retry_backoff",
+    )
 
     def __init__(
         self,
@@ -56,8 +69,12 @@ class ConsumerSettings:
         block: float,
         maxlen: int,
         max_event_bytes: int,
+        retry_backoff: float = 2.0,
+        max_retry_delay: float = 300.0,
     ) -> None:
         self.group = group
+        self.retry_backoff = retry_backoff
+        self.max_retry_delay = max_retry_delay
         self.consumer = consumer
         self.max_deliveries = max_deliveries
         self.min_idle = min_idle
@@ -65,6 +82,33 @@ class ConsumerSettings:
         self.block = block
         self.maxlen = maxlen
         self.max_event_bytes = max_event_bytes
+
+    def retry_delay(self, entry_id: str, deliveries: int) -> float:
+        """Seconds an entry delivered ``deliveries`` times waits before its next delivery.
+
+        ``min_idle`` after the first delivery, then multiplied by ``retry_backoff`` per
+        delivery up to ``max_retry_delay``, with up to 20 % jitter (stable per entry and
+        attempt, so replicas agree) that never goes below ``min_idle``.
+        """
+        return retry_delay(
+            self.min_idle, self.retry_backoff, self.max_retry_delay, deliveries, jitter=_jitter(entry_id, deliveries)
+        )
+
+
+def retry_delay(min_idle: float, backoff: float, cap: float, deliveries: int, *, jitter: float = 0.0) -> float:
+    """Exponential retry delay: ``min(cap, min_idle * backoff ** (deliveries - 1))``, less ``jitter`` (0-1) of it.
+
+    Example:
+        >>> [retry_delay(1.0, 2.0, 5.0, d) for d in (1, 2, 3, 4)]
+        [1.0, 2.0, 4.0, 5.0]
+    """
+    exponent = min(max(deliveries - 1, 0), 64)
+    base = min(max(cap, min_idle), min_idle * backoff**exponent)
+    return max(min_idle, base * (1.0 - 0.2 * jitter))
+
+
+def _jitter(entry_id: str, deliveries: int) -> float:
+    return (zlib.crc32(f"{entry_id}/{deliveries}".encode()) & 0xFFFF) / 0xFFFF
 
 
 class Consumer:
@@ -185,6 +229,7 @@ class Consumer:
             self._settings.consumer,
             min_idle=self._settings.min_idle,
             count=self._settings.batch_size,
+            delay=self._settings.retry_delay,
         )
         if entries:
             self._stats.redelivered += len(entries)
@@ -239,7 +284,7 @@ class Consumer:
             if entry.deliveries >= limit:
                 reason = f"handler failed on delivery {entry.deliveries} of {limit}: {type(exc).__name__}: {exc}"
                 return await self._dead_letter(entry, event_type, reason)
-            return False  # stays pending; redelivered after min_idle
+            return False  # stays pending; redelivered after its retry delay
         self._stats.handled += 1
         return True
 

@@ -8,7 +8,9 @@
         ├── EventBusClosedError             503  EVENT_BUS_CLOSED
         ├── EventBusConfigurationError      500  EVENT_BUS_CONFIGURATION_ERROR
         ├── InvalidEventError               400  INVALID_EVENT
-        └── EventInProgressError            409  EVENT_IN_PROGRESS
+        ├── EventInProgressError            409  EVENT_IN_PROGRESS
+        ├── DeadLetterNotFoundError         404  DEAD_LETTER_NOT_FOUND
+        └── DeadLetterReplayError           502  DEAD_LETTER_REPLAY_FAILED
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 from energy_common.exceptions import MessagingConnectionError, MessagingError
 
 __all__ = [
+    "DeadLetterNotFoundError",
+    "DeadLetterReplayError",
     "EventBusClosedError",
     "EventBusConfigurationError",
     "EventBusConnectionError",
@@ -71,3 +75,19 @@ class EventInProgressError(EventBusError):
     error_code = "EVENT_IN_PROGRESS"
     status_code = 409
     default_message = "The event is being processed by another consumer; it will be retried."
+
+
+class DeadLetterNotFoundError(EventBusError):
+    """No dead letter has this id (malformed, or purged, replayed or trimmed): list them again."""
+
+    error_code = "DEAD_LETTER_NOT_FOUND"
+    status_code = 404
+    default_message = "No such dead letter; list the dead letters to find its id."
+
+
+class DeadLetterReplayError(EventBusError):
+    """A dead letter could not be sent back (no payload, invalid event, backend down); it is kept."""
+
+    error_code = "DEAD_LETTER_REPLAY_FAILED"
+    status_code = 502
+    default_message = "The dead letter could not be replayed; it is kept, fix the cause and replay it again."

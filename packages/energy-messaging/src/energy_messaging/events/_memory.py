@@ -17,7 +17,7 @@ from typing import Literal
 from energy_messaging.events._base import TransportEventBus
 from energy_messaging.events._bus import DeadLetterHook
 from energy_messaging.events._envelope import MAX_EVENT_BYTES
-from energy_messaging.events._transport import Entry, NoGroupError
+from energy_messaging.events._transport import Entry, NoGroupError, RetryDelay
 
 __all__ = ["InMemoryEventBus", "MemoryStreams"]
 
@@ -87,6 +87,11 @@ class MemoryStreams:
             self._changed.notify_all()
         return f"{seq}-0"
 
+    async def append_many(self, entries: Sequence[tuple[str, Mapping[str, bytes]]], *, maxlen: int) -> None:
+        """Append entries in order."""
+        for stream, fields in entries:
+            await self.append(stream, fields, maxlen=maxlen)
+
     def _collect(self, streams: Sequence[str], group: str, consumer: str, count: int) -> list[Entry]:
         out: list[Entry] = []
         now = time.monotonic()
@@ -127,15 +132,18 @@ class MemoryStreams:
                 except TimeoutError:
                     return self._collect(streams, group, consumer, count)
 
-    async def claim_stale(self, stream: str, group: str, consumer: str, *, min_idle: float, count: int) -> list[Entry]:
-        """Claim entries pending for at least ``min_idle`` seconds; trimmed ones are dropped."""
+    async def claim_stale(
+        self, stream: str, group: str, consumer: str, *, min_idle: float, count: int, delay: RetryDelay
+    ) -> list[Entry]:
+        """Claim entries pending for their retry ``delay`` (at least ``min_idle``); trimmed ones are dropped."""
         data, grp = self._group(stream, group)
         now = time.monotonic()
         out: list[Entry] = []
         for seq, pending in list(grp.pending.items()):
             if len(out) >= count:
                 break
-            if now - pending.delivered_at < min_idle:
+            idle = now - pending.delivered_at
+            if idle < min_idle or idle < delay(f"{seq}-0", pending.deliveries):
                 continue
             fields = data.entries.get(seq)
             if fields is None:
@@ -154,12 +162,24 @@ class MemoryStreams:
             for entry_id in entry_ids:
                 grp.pending.pop(_seq(entry_id), None)
 
-    async def range(self, stream: str, count: int) -> list[tuple[str, dict[str, bytes]]]:
-        """Return the first ``count`` entries of a stream."""
+    async def range(
+        self, stream: str, count: int, *, start: str = "-", end: str = "+"
+    ) -> list[tuple[str, dict[str, bytes]]]:
+        """Return up to ``count`` entries from ``start`` to ``end`` (``-``/``+``, ids, ``(id`` exclusive)."""
         data = self._streams.get(stream)
         if data is None:
             return []
-        return [(f"{seq}-0", dict(fields)) for seq, fields in list(data.entries.items())[:count]]
+        low = 0 if start == "-" else _seq(start.lstrip("(")) + (1 if start.startswith("(") else 0)
+        high = data.next if end == "+" else _seq(end.lstrip("(")) - (1 if end.startswith("(") else 0)
+        found = [(seq, fields) for seq, fields in data.entries.items() if low <= seq <= high]
+        return [(f"{seq}-0", dict(fields)) for seq, fields in found[:count]]
+
+    async def delete_entries(self, stream: str, entry_ids: Sequence[str]) -> int:
+        """Delete entries by id (pending marks of them are dropped when claimed); return how many existed."""
+        data = self._streams.get(stream)
+        if data is None:
+            return 0
+        return sum(data.entries.pop(_seq(entry_id), None) is not None for entry_id in entry_ids)
 
     def pending_count(self, stream: str, group: str) -> int:
         """Return how many entries of ``stream`` the group holds unacknowledged."""
@@ -188,6 +208,9 @@ class InMemoryEventBus(TransportEventBus):
             dead-lettered.
         min_idle: Seconds a delivery may stay unacknowledged before the event is
             redelivered (to any consumer of the group).
+        retry_backoff: Factor by which the wait before each further redelivery of a
+            failing event grows (``min_idle``, ``min_idle * retry_backoff``, ...; jittered).
+        max_retry_delay: Longest wait between two deliveries, in seconds.
         batch_size: Entries read per round.
         block: Longest wait for new entries per round, in seconds.
         maxlen: Entries kept per stream (oldest trimmed first).
@@ -229,6 +252,8 @@ class InMemoryEventBus(TransportEventBus):
         source: str = "urn:energy:events",
         max_deliveries: int = 5,
         min_idle: float = 30.0,
+        retry_backoff: float = 2.0,
+        max_retry_delay: float = 300.0,
         batch_size: int = 100,
         block: float = 1.0,
         maxlen: int = 10_000,
@@ -246,6 +271,8 @@ class InMemoryEventBus(TransportEventBus):
             source=source,
             max_deliveries=max_deliveries,
             min_idle=min_idle,
+            retry_backoff=retry_backoff,
+            max_retry_delay=max_retry_delay,
             batch_size=batch_size,
             block=block,
             maxlen=maxlen,

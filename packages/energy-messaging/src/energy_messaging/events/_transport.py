@@ -6,11 +6,15 @@ The operations mirror the Redis Streams commands the bus needs, so the consumer 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["EVENT_FIELD", "Entry", "NoGroupError", "Transport"]
+__all__ = ["EVENT_FIELD", "Entry", "NoGroupError", "RetryDelay", "Transport"]
+
+#: ``delay(entry_id, deliveries)``: seconds an entry delivered ``deliveries`` times must stay
+#: idle before it is claimed again (at least ``min_idle``).
+RetryDelay = Callable[[str, int], float]
 
 #: Name of the stream-entry field that holds the JSON event.
 EVENT_FIELD = "event"
@@ -46,6 +50,10 @@ class Transport(Protocol):
         """Append an entry, trimming the stream to about ``maxlen`` entries; return its id."""
         ...
 
+    async def append_many(self, entries: Sequence[tuple[str, Mapping[str, bytes]]], *, maxlen: int) -> None:
+        """Append ``(stream, fields)`` entries in order, in one round trip where the engine allows."""
+        ...
+
     async def read_new(
         self,
         streams: Sequence[str],
@@ -62,16 +70,24 @@ class Transport(Protocol):
         """
         ...
 
-    async def claim_stale(self, stream: str, group: str, consumer: str, *, min_idle: float, count: int) -> list[Entry]:
-        """Claim entries pending longer than ``min_idle`` seconds, with their delivery counts."""
+    async def claim_stale(
+        self, stream: str, group: str, consumer: str, *, min_idle: float, count: int, delay: RetryDelay
+    ) -> list[Entry]:
+        """Claim entries idle for their retry ``delay`` (never below ``min_idle``), with their delivery counts."""
         ...
 
     async def ack(self, stream: str, group: str, entry_ids: Sequence[str]) -> None:
         """Acknowledge entries so they are never delivered again."""
         ...
 
-    async def range(self, stream: str, count: int) -> list[tuple[str, dict[str, bytes]]]:
-        """Return the first ``count`` entries of a stream (no group involved)."""
+    async def range(
+        self, stream: str, count: int, *, start: str = "-", end: str = "+"
+    ) -> list[tuple[str, dict[str, bytes]]]:
+        """Return up to ``count`` entries of a stream from ``start`` to ``end`` (ids, inclusive; ``(id`` exclusive)."""
+        ...
+
+    async def delete_entries(self, stream: str, entry_ids: Sequence[str]) -> int:
+        """Delete entries by id (``XDEL``); return how many existed."""
         ...
 
     async def aclose(self) -> None:

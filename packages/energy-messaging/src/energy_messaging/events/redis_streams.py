@@ -6,8 +6,10 @@ service, one consumer per replica:
 * publish: ``XADD <stream> MAXLEN ~ <maxlen> * event <json>``;
 * consume: ``XREADGROUP GROUP <group> <consumer> ... STREAMS <streams> >``; ``XACK``
   once the handlers succeeded, pipelined with the next ``XREADGROUP``;
-* redelivery: ``XAUTOCLAIM`` of entries idle for ``min_idle`` (a crashed replica's or a
-  failed handler's), delivery count read back with ``XPENDING``;
+* redelivery: ``XPENDING ... IDLE`` lists entries left unacknowledged (a crashed
+  replica's or a failed handler's) with their delivery counts; those idle past their
+  retry delay (``min_idle``, then growing by ``retry_backoff`` per delivery up to
+  ``max_retry_delay``, jittered) are taken over with ``XCLAIM``;
 * after ``max_deliveries``: ``XADD <namespace>:dead-letter`` with the reason, then ``XACK``;
 * groups are created with ``MKSTREAM``; ``NOGROUP`` (stream deleted, fresh server)
   recreates the group, reading the new stream from its start.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -29,6 +32,7 @@ from energy_common._extras import missing_extra
 try:
     import redis.asyncio as redis_asyncio
     from redis import exceptions as redis_exceptions
+    from redis.asyncio.cluster import RedisCluster
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
 except ImportError as exc:  # pragma: no cover - exercised by the packaging tests
@@ -37,9 +41,9 @@ except ImportError as exc:  # pragma: no cover - exercised by the packaging test
 from energy_messaging.events._base import TransportEventBus
 from energy_messaging.events._bus import DeadLetterHook
 from energy_messaging.events._envelope import MAX_EVENT_BYTES
-from energy_messaging.events._errors import EventBusConnectionError, EventBusError
+from energy_messaging.events._errors import EventBusConfigurationError, EventBusConnectionError, EventBusError
 from energy_messaging.events._idempotency import IdempotencyState
-from energy_messaging.events._transport import Entry, NoGroupError
+from energy_messaging.events._transport import Entry, NoGroupError, RetryDelay
 
 __all__ = ["RedisIdempotencyStore", "RedisStreamsEventBus", "RedisStreamsTransport"]
 
@@ -59,6 +63,10 @@ def _translated() -> Iterator[None]:
         raise EventBusError(f"Redis rejected an event-bus command: {exc}") from exc
     except redis_exceptions.RedisError as exc:
         raise EventBusError(f"Redis failed: {type(exc).__name__}: {exc}") from exc
+
+
+# A non-empty {...} section: Redis Cluster hashes only it, so keys sharing it share a slot.
+_HASH_TAG = re.compile(r"\{[^{}]+\}")
 
 
 def _text(value: bytes | str) -> str:
@@ -88,7 +96,7 @@ def connect(url: str, *, block: float = 1.0) -> redis_asyncio.Redis:
 class RedisStreamsTransport:
     """Stream operations on Redis (see the module docstring for the commands)."""
 
-    def __init__(self, client: redis_asyncio.Redis, *, owns_client: bool) -> None:
+    def __init__(self, client: redis_asyncio.Redis | RedisCluster, *, owns_client: bool) -> None:
         self.client = client
         self._owns_client = owns_client
         self._cursors: dict[tuple[str, str], bytes | str] = {}
@@ -107,6 +115,16 @@ class RedisStreamsTransport:
         with _translated():
             entry_id = await self.client.xadd(stream, dict[Any, Any](fields), maxlen=maxlen, approximate=True)
         return _text(entry_id)
+
+    async def append_many(self, entries: Sequence[tuple[str, Mapping[str, bytes]]], *, maxlen: int) -> None:
+        """Pipelined ``XADD``s (no MULTI: in order, one round trip; on an error some may have been added)."""
+        if not entries:
+            return
+        with _translated():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for stream, fields in entries:
+                    pipe.xadd(stream, dict[Any, Any](fields), maxlen=maxlen, approximate=True)
+                await pipe.execute()
 
     async def read_new(
         self,
@@ -147,27 +165,40 @@ class RedisStreamsTransport:
                 out.append(Entry(name, _text(entry_id), _fields(raw or {}), 1))
         return out
 
-    async def claim_stale(self, stream: str, group: str, consumer: str, *, min_idle: float, count: int) -> list[Entry]:
-        """``XAUTOCLAIM`` idle entries, then read their delivery counts with ``XPENDING``."""
+    async def claim_stale(
+        self, stream: str, group: str, consumer: str, *, min_idle: float, count: int, delay: RetryDelay
+    ) -> list[Entry]:
+        """``XPENDING ... IDLE`` the entries past their retry delay, then ``XCLAIM`` those.
+
+        The scan resumes where the previous one stopped, so entries waiting out a long
+        backoff at the head of the pending list do not hide ready ones behind them.
+        """
         key = (stream, group)
+        idle_ms = int(min_idle * 1000)
+        start = self._cursors.get(key, "-")
         with _translated():
-            reply: Any = await self.client.xautoclaim(
-                stream, group, consumer, int(min_idle * 1000), start_id=self._cursors.get(key, "0-0"), count=count
+            pending: list[Any] = await self.client.xpending_range(
+                stream, group, min=start, max="+", count=count * 4, idle=idle_ms
             )
-            self._cursors[key] = reply[0]
-            # Entries deleted from the stream come back without fields (Redis < 7) or in reply[2].
-            claimed = [(_text(entry_id), raw) for entry_id, raw in reply[1] if raw is not None]
-            if not claimed:
+            if len(pending) < count * 4:
+                self._cursors.pop(key, None)  # reached the end: next scan from the start
+            else:
+                self._cursors[key] = "(" + _text(pending[-1]["message_id"])
+            ready = {
+                _text(info["message_id"]): int(info["times_delivered"])
+                for info in pending
+                if info["time_since_delivered"] / 1000 >= delay(_text(info["message_id"]), int(info["times_delivered"]))
+            }
+            if not ready:
                 return []
-            async with self.client.pipeline(transaction=False) as pipe:
-                for entry_id, _ in claimed:
-                    pipe.xpending_range(stream, group, min=entry_id, max=entry_id, count=1)
-                pending: list[Any] = await pipe.execute()
-        out: list[Entry] = []
-        for (entry_id, raw), info in zip(claimed, pending, strict=True):
-            deliveries = int(info[0]["times_delivered"]) if info else 1
-            out.append(Entry(stream, entry_id, _fields(raw), deliveries))
-        return out
+            ids = list(ready)[:count]
+            claimed: Any = await self.client.xclaim(stream, group, consumer, idle_ms, list[Any](ids))
+        # Entries deleted from the stream are dropped from the pending list by XCLAIM (Redis 7).
+        return [
+            Entry(stream, _text(entry_id), _fields(raw), ready.get(_text(entry_id), 0) + 1)
+            for entry_id, raw in claimed
+            if raw is not None
+        ]
 
     async def ack(self, stream: str, group: str, entry_ids: Sequence[str]) -> None:
         """``XACK <stream> <group> <ids...>``."""
@@ -175,11 +206,20 @@ class RedisStreamsTransport:
             with _translated():
                 await self.client.xack(stream, group, *entry_ids)
 
-    async def range(self, stream: str, count: int) -> list[tuple[str, dict[str, bytes]]]:
-        """``XRANGE <stream> - + COUNT <count>``."""
+    async def range(
+        self, stream: str, count: int, *, start: str = "-", end: str = "+"
+    ) -> list[tuple[str, dict[str, bytes]]]:
+        """``XRANGE <stream> <start> <end> COUNT <count>``."""
         with _translated():
-            reply: Any = await self.client.xrange(stream, count=count)
+            reply: Any = await self.client.xrange(stream, min=start, max=end, count=count)
         return [(_text(entry_id), _fields(raw)) for entry_id, raw in reply]
+
+    async def delete_entries(self, stream: str, entry_ids: Sequence[str]) -> int:
+        """``XDEL <stream> <ids...>``."""
+        if not entry_ids:
+            return 0
+        with _translated():
+            return int(await self.client.xdel(stream, *entry_ids))
 
     async def aclose(self) -> None:
         """Close the client if the bus created it."""
@@ -193,8 +233,10 @@ class RedisStreamsEventBus(TransportEventBus):
 
     Args:
         redis: A ``redis://`` / ``rediss://`` URL (the bus owns the client), or a
-            ``redis.asyncio.Redis`` client created with ``decode_responses=False``
-            (the caller closes it).
+            ``redis.asyncio.Redis`` / ``RedisCluster`` client created with
+            ``decode_responses=False`` (the caller closes it). On a cluster the
+            ``namespace`` must hold a hash tag (``"{billing}:events"``): XREADGROUP
+            reads all of a group's streams in one command, so they share a slot.
         group: Consumer group (the service name): each event is handled once per group.
         consumer: This replica's name in the group (unique per process by default).
         namespace: Prefix of the stream keys.
@@ -202,7 +244,10 @@ class RedisStreamsEventBus(TransportEventBus):
         max_deliveries: Deliveries before an event is dead-lettered.
         min_idle: Seconds an entry may stay unacknowledged before another consumer
             claims it (keep it above the handlers' longest run).
-        batch_size: Entries per ``XREADGROUP`` / ``XAUTOCLAIM``.
+        retry_backoff: Factor by which the wait before each further redelivery of a
+            failing event grows (``min_idle``, ``min_idle * retry_backoff``, ...; jittered).
+        max_retry_delay: Longest wait between two deliveries, in seconds.
+        batch_size: Entries per ``XREADGROUP`` / ``XCLAIM``.
         block: ``XREADGROUP BLOCK`` time, in seconds.
         maxlen: Approximate length bound of each stream (``MAXLEN ~``).
         max_event_bytes: Largest accepted encoded event.
@@ -215,12 +260,13 @@ class RedisStreamsEventBus(TransportEventBus):
         on_dead_letter: Hook called with each :class:`DeadLetter`.
 
     Raises:
-        EventBusConfigurationError: An option is out of range.
+        EventBusConfigurationError: An option is out of range, or a cluster namespace
+            without a hash tag.
     """
 
     def __init__(
         self,
-        redis: str | redis_asyncio.Redis,
+        redis: str | redis_asyncio.Redis | RedisCluster,
         *,
         group: str = "default",
         consumer: str | None = None,
@@ -228,6 +274,8 @@ class RedisStreamsEventBus(TransportEventBus):
         source: str = "urn:energy:events",
         max_deliveries: int = 5,
         min_idle: float = 30.0,
+        retry_backoff: float = 2.0,
+        max_retry_delay: float = 300.0,
         batch_size: int = 100,
         block: float = 1.0,
         maxlen: int = 10_000,
@@ -238,6 +286,12 @@ class RedisStreamsEventBus(TransportEventBus):
     ) -> None:
         owns = isinstance(redis, str)
         client = connect(redis, block=block) if isinstance(redis, str) else redis
+        if isinstance(client, RedisCluster) and not _HASH_TAG.search(namespace):
+            raise EventBusConfigurationError(
+                f"On a Redis Cluster the namespace needs a hash tag, e.g. '{{{namespace}}}', so a group's "
+                "streams, their pending lists and the dead-letter stream share one slot.",
+                {"option": "namespace"},
+            )
         self.transport = RedisStreamsTransport(client, owns_client=owns)
         super().__init__(
             self.transport,
@@ -247,6 +301,8 @@ class RedisStreamsEventBus(TransportEventBus):
             source=source,
             max_deliveries=max_deliveries,
             min_idle=min_idle,
+            retry_backoff=retry_backoff,
+            max_retry_delay=max_retry_delay,
             batch_size=batch_size,
             block=block,
             maxlen=maxlen,
@@ -257,7 +313,7 @@ class RedisStreamsEventBus(TransportEventBus):
         )
 
     @property
-    def client(self) -> redis_asyncio.Redis:
+    def client(self) -> redis_asyncio.Redis | RedisCluster:
         """The Redis client (share it with :class:`RedisIdempotencyStore`)."""
         return self.transport.client
 
@@ -274,7 +330,7 @@ class RedisIdempotencyStore:
         prefix: Key prefix of the marks.
     """
 
-    def __init__(self, client: redis_asyncio.Redis, *, prefix: str = "energy:idempotency:") -> None:
+    def __init__(self, client: redis_asyncio.Redis | RedisCluster, *, prefix: str = "energy:idempotency:") -> None:
         self._client = client
         self._prefix = prefix
 
