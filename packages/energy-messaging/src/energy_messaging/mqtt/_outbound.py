@@ -22,6 +22,7 @@ from energy_messaging._errors import (
     TopicValidationError,
 )
 from energy_messaging.mqtt import _context
+from energy_messaging.mqtt._observe import tracer
 from energy_messaging.mqtt._payload import (
     MAX_REMAINING_LENGTH,
     encode_payload,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from paho.mqtt.properties import Properties
 
     from energy_messaging.mqtt._client import Client
+    from energy_messaging.mqtt._observe import Observer
 
 __all__ = ["Outbound", "Outgoing"]
 
@@ -94,6 +96,8 @@ class Outbound:
         #: Called when the window goes from empty to not empty: an acknowledgement must be
         #: read now, so the inbound side must not keep the socket paused (see ``awaiting_acks``).
         self.on_inflight: Callable[[], None] | None = None
+        #: Spans and metrics of each publish (the manager's), if any.
+        self.observer: Observer | None = None
 
     def awaiting_acks(self) -> bool:
         """Whether a sent publish awaits the broker's acknowledgement (the socket must be read)."""
@@ -119,6 +123,19 @@ class Outbound:
             PublishBufferFullError: If it must be buffered and the buffer is full.
             PublishError: If the broker refused it.
         """
+        observer = self.observer
+        if observer is not None and (observer.metrics is not None or tracer() is not None):
+            await observer.publish(
+                lambda: self._publish(topic, payload, qos, retain, properties, wait),
+                topic if type(topic) is str else "?",
+                qos,
+            )
+            return
+        await self._publish(topic, payload, qos, retain, properties, wait)
+
+    async def _publish(  # noqa: PLR0917 - the private half of publish()
+        self, topic: str, payload: object, qos: int, retain: bool, properties: Mapping[str, Any] | None, wait: bool
+    ) -> int:
         if not self.accepting:
             raise NotConnectedError()
         wire_topic = topic_bytes(topic)
@@ -133,11 +150,17 @@ class Outbound:
         self.submit(Outgoing(topic, wire_topic, data, qos=qos, retain=retain, properties=props, done=done))
         if done is not None:
             await done  # cancelling the wait does not withdraw the message
+        return len(data)
 
     @property
     def pending(self) -> int:
         """Publishes buffered, waiting for the in-flight window or awaiting their acknowledgement."""
         return len(self.buffer) + len(self._window) + len(self._inflight)
+
+    @property
+    def inflight(self) -> int:
+        """Publishes sent and awaiting the broker's acknowledgement."""
+        return len(self._inflight)
 
     async def wait_idle(self) -> None:
         """Return once nothing is buffered or awaiting a PUBACK."""
