@@ -50,14 +50,14 @@ def install_provider(variant: str) -> None:
     """Install the tracer provider of a variant (in the child process)."""
     if variant in {"off", "before"}:
         return
-    from opentelemetry import trace  # noqa: PLC0415
+    from opentelemetry import trace
 
     if variant == "noop":
         trace.set_tracer_provider(trace.NoOpTracerProvider())
         return
-    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult  # noqa: PLC0415
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased  # noqa: PLC0415
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     class Drop(SpanExporter):
         """Counts and drops the spans (the export itself is not what is measured)."""
@@ -78,7 +78,7 @@ def child(variant: str, workload: str, prefix: str, count: int) -> None:
     """Run one workload under one variant and print ``{"rate", "cpu_us"}`` as JSON."""
     install_provider(variant)
     sys.path.insert(0, str(BENCH))
-    import bench_mqtt  # noqa: PLC0415 - the same workloads as the main MQTT benchmark
+    import bench_mqtt
 
     if workload == "consume":
         counter, cpu = asyncio.run(bench_mqtt.consume_energy(prefix, count))
@@ -99,7 +99,7 @@ def run_variant(variant: str, workload: str, count: int, before: Path | None) ->
     if variant == "before" and before is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(before), env.get("PYTHONPATH", "")])
     prefix = f"bench/tr-{uuid.uuid4().hex[:8]}"
-    out = subprocess.run(  # noqa: S603 - this interpreter, this script
+    out = subprocess.run(
         [sys.executable, __file__, "--child", variant, workload, prefix, str(count)],
         capture_output=True,
         text=True,
@@ -115,12 +115,12 @@ def run_variant(variant: str, workload: str, count: int, before: Path | None) ->
 
 def extract_before(ref: str, into: Path) -> Path:
     """Extract energy-messaging's sources as of ``ref`` (git archive) and return the import root."""
-    archive = subprocess.run(  # noqa: S603
-        ["git", "-C", str(ROOT), "archive", ref, "packages/energy-messaging/src"],  # noqa: S607
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "packages/energy-messaging/src"],
         capture_output=True,
         check=True,
     ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)  # noqa: S603, S607
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into / "packages" / "energy-messaging" / "src"
 
 
