@@ -152,16 +152,6 @@ async def test_metrics_are_templated_preset_and_within_the_cardinality_guard(
         assert family.label_set_count <= 6, family.name
 
 
-async def test_metrics_option_is_checked() -> None:
-    """An object without the MetricsSink methods is refused with a typed error naming the option."""
-    from energy_messaging import MQTTOptionsError
-
-    with pytest.raises(MQTTOptionsError, match="metrics"):
-        MQTTManager("127.0.0.1", 1883, metrics=object())  # type: ignore[arg-type]
-    with pytest.raises(MQTTOptionsError, match="topic_templates"):
-        MQTTManager("127.0.0.1", 1883, topic_templates=["a/b"])  # type: ignore[arg-type]
-
-
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_simulator_continues_the_command_trace(
     mqtt_broker: Any, mqtt_topic_prefix: str, spans: InMemorySpanExporter, protocol: str

@@ -46,6 +46,7 @@ __all__ = [
 DEAD_LETTER_REASONS = ("decode_error", "handler_error", "no_handler", "processing_error", "validation_error")
 
 _SCOPE = "energy_messaging.mqtt"
+
 _TEMPLATE_CACHE_LIMIT = 10_000
 _provider_and_tracer: tuple[object, Any] | None = None
 
@@ -87,7 +88,21 @@ def tracer() -> Any:
 
     found = provider.get_tracer(_SCOPE, __version__)
     _provider_and_tracer = (provider, found)
+    _load_api()
     return found
+
+
+_context: Any = None  # opentelemetry.context and .trace, once an SDK was found
+_trace: Any = None
+#: The parent of a span for a message without trace context: a new trace, not the worker task's context.
+_EMPTY: Any = None
+
+
+def _load_api() -> None:
+    global _context, _trace, _EMPTY  # loaded once, then read on the per-message path
+    from opentelemetry import context, trace  # noqa: PLC0415 - only once an SDK is configured
+
+    _context, _trace, _EMPTY = context, trace, context.Context()
 
 
 def _id_like(level: str) -> bool:
@@ -241,22 +256,14 @@ class Observer:
 
 # ---------------------------------------------------------------------- span helpers (SDK configured)
 async def _traced_publish(found: Any, send: Callable[[], Awaitable[int]], topic: str, template: str, qos: int) -> None:
-    from opentelemetry import context as otel_context  # noqa: PLC0415 - imported already (tracer() found an SDK)
-    from opentelemetry import trace  # noqa: PLC0415
-
+    trace = _trace
+    # The sampler sees the system and destination; the rest is only set on a recorded span.
     span = found.start_span(
         f"publish {template}",
         kind=trace.SpanKind.PRODUCER,
-        attributes={
-            "messaging.system": "mqtt",
-            "messaging.operation.type": "send",
-            "messaging.operation.name": "publish",
-            "messaging.destination.name": topic,
-            "messaging.destination.template": template,
-            "messaging.mqtt.qos": qos,
-        },
+        attributes={"messaging.system": "mqtt", "messaging.destination.name": topic},
     )
-    token = otel_context.attach(trace.set_span_in_context(span))
+    token = _context.attach(trace.set_span_in_context(span))
     try:
         size = await send()
     except BaseException as exc:
@@ -264,9 +271,17 @@ async def _traced_publish(found: Any, send: Callable[[], Awaitable[int]], topic:
         raise
     else:
         if span.is_recording():
-            span.set_attribute("messaging.message.body.size", size)
+            span.set_attributes(
+                {
+                    "messaging.operation.type": "send",
+                    "messaging.operation.name": "publish",
+                    "messaging.destination.template": template,
+                    "messaging.mqtt.qos": qos,
+                    "messaging.message.body.size": size,
+                }
+            )
     finally:
-        otel_context.detach(token)
+        _context.detach(token)
         span.end()
 
 
@@ -280,28 +295,29 @@ async def _traced_process(
     cid: str | None,
     carrier: dict[str, str],
 ) -> BaseException | None:
-    from energy_common.propagation import extract_context  # noqa: PLC0415
-    from opentelemetry import context as otel_context  # noqa: PLC0415 - imported already (tracer() found an SDK)
-    from opentelemetry import trace  # noqa: PLC0415
+    from energy_common.propagation import extract_context  # noqa: PLC0415 - loaded already by the MQTT context
 
-    parent = extract_context(carrier) if "traceparent" in carrier else otel_context.Context()
+    trace, context = _trace, _context
+    parent = extract_context(carrier) if "traceparent" in carrier else _EMPTY
     span = found.start_span(
         f"process {name}",
         context=parent,
         kind=trace.SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": "mqtt",
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
-            "messaging.destination.name": msg.topic,
-            "messaging.destination.subscription.name": sub.pattern.mqtt_filter,
-            "messaging.mqtt.qos": msg.qos,
-            "messaging.message.body.size": len(msg.raw),
-        },
+        attributes={"messaging.system": "mqtt", "messaging.destination.name": msg.topic},
     )
-    if cid is not None and span.is_recording():
-        span.set_attribute("correlation_id", cid)
-    token = otel_context.attach(trace.set_span_in_context(span, parent))
+    if span.is_recording():
+        span.set_attributes(
+            {
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
+                "messaging.destination.subscription.name": sub.pattern.mqtt_filter,
+                "messaging.mqtt.qos": msg.qos,
+                "messaging.message.body.size": len(msg.raw),
+            }
+        )
+        if cid is not None:
+            span.set_attribute("correlation_id", cid)
+    token = context.attach(trace.set_span_in_context(span, parent))
     try:
         # The span carries the trace parent; the call sets the correlation id only.
         failure = await call(sub, msg, cid, {})
@@ -309,17 +325,15 @@ async def _traced_process(
             _fail(span, failure)
         return failure
     finally:
-        otel_context.detach(token)
+        context.detach(token)
         span.end()
 
 
 def _dead_letter_span(found: Any, letter: DeadLetter, name: str) -> None:
-    from opentelemetry import context as otel_context  # noqa: PLC0415 - imported already (tracer() found an SDK)
-    from opentelemetry import trace  # noqa: PLC0415
-
+    trace = _trace
     span = found.start_span(
         f"process {name}",
-        context=otel_context.Context(),
+        context=_EMPTY,
         kind=trace.SpanKind.CONSUMER,
         attributes={
             "messaging.system": "mqtt",
@@ -340,7 +354,6 @@ def _dead_letter_span(found: Any, letter: DeadLetter, name: str) -> None:
 
 def _fail(span: Any, exc: BaseException) -> None:
     if span.is_recording():
-        from opentelemetry import trace  # noqa: PLC0415
-
+        trace = _trace
         span.record_exception(exc)
         span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:1000]))

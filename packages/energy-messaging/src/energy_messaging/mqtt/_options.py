@@ -148,10 +148,14 @@ def _check_observability(metrics: object, templates: object) -> None:
         raise _fail("metrics", "None or a MetricsSink (e.g. energy_monitoring's MetricsRegistry)", metrics)
     if not isinstance(templates, tuple) or not all(isinstance(item, str) for item in templates):
         raise _fail("topic_templates", "a tuple of topic filters such as 'sites/{site}/meters/{meter}'", templates)
+    from energy_messaging._errors import TopicValidationError  # noqa: PLC0415
     from energy_messaging._topics import TopicPattern  # noqa: PLC0415 - compiles (and checks) each template
 
     for item in templates:
-        TopicPattern(item)
+        try:
+            TopicPattern(item)
+        except TopicValidationError as exc:
+            raise _fail("topic_templates", f"valid topic filters ({exc.message})", item) from exc
 
 
 def _int_in(name: str, value: object, low: int, high: int | None) -> None:

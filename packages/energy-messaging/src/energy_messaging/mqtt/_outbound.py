@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from energy_messaging.mqtt._client import Client
     from energy_messaging.mqtt._observe import Observer
+    from energy_messaging.mqtt._payload import UserProperties
 
 __all__ = ["Outbound", "Outgoing"]
 
@@ -59,7 +60,7 @@ class Outgoing:
         *,
         qos: int,
         retain: bool,
-        properties: Properties | None,
+        properties: Properties | UserProperties | None,
         done: asyncio.Future[None] | None,
     ) -> None:
         self.topic = topic
@@ -144,7 +145,7 @@ class Outbound:
         v5 = self.v5
         context, user_properties = self.context(v5)
         data = encode_payload(payload, context)
-        props = make_properties(properties, user_properties) if v5 else None
+        props = make_properties(properties, user_properties, packed=qos < 2) if v5 else None
         self.check_size(topic, wire_topic, data, qos=qos, properties=props, v5=v5)
         done = asyncio.get_running_loop().create_future() if wait else None
         self.submit(Outgoing(topic, wire_topic, data, qos=qos, retain=retain, properties=props, done=done))
@@ -187,7 +188,14 @@ class Outbound:
         return carrier, []
 
     def check_size(
-        self, topic: str, wire_topic: bytes, payload: bytes, *, qos: int, properties: Properties | None, v5: bool
+        self,
+        topic: str,
+        wire_topic: bytes,
+        payload: bytes,
+        *,
+        qos: int,
+        properties: Properties | UserProperties | None,
+        v5: bool,
     ) -> None:
         """Refuse a publish larger than ``max_payload``, the broker's or MQTT's packet limit.
 
@@ -203,7 +211,7 @@ class Outbound:
             return  # far from every limit (large properties without a broker limit: see _send)
         packed = 0
         if v5:
-            packed = len(properties.pack()) if properties is not None else 1  # type: ignore[no-untyped-call]
+            packed = len(properties.pack()) if properties is not None else 1
         remaining, total = publish_size(len(wire_topic), size, qos, packed)
         if remaining > MAX_REMAINING_LENGTH:
             raise too_large(topic, remaining, MAX_REMAINING_LENGTH, "mqtt_maximum_remaining_length")
