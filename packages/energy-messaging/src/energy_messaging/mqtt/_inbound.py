@@ -310,10 +310,11 @@ class Inbound:
                 properties=props,
             )
             observer = self.observer
-            if observer is None or (observer.metrics is None and tracer() is None):
+            found = tracer() if observer is not None else None
+            if observer is None or (found is None and observer.metrics is None):
                 failure = await self._call(sub, msg, cid, carrier)
             else:
-                failure = await observer.process(self._call, sub, msg, cid, carrier)
+                failure = await observer.process(self._call, sub, msg, cid, carrier, found=found)
             if failure is not None:
                 await self._handler_failed(sub, msg, failure)
         return True

@@ -187,10 +187,12 @@ class Observer:
             metrics.increment_counter("mqtt.handler.errors", 0, {"topic": name})
 
     # ------------------------------------------------------------------ publish
-    async def publish(self, send: Callable[[], Awaitable[int]], topic: str, qos: int) -> None:
-        """Run ``send`` (the publish pipeline, returning the payload size) in a PRODUCER span; count it."""
+    async def publish(self, send: Callable[[], Awaitable[int]], topic: str, qos: int, found: Any) -> None:
+        """Run ``send`` (the publish pipeline, returning the payload size) in a PRODUCER span of ``found``; count it.
+
+        ``found`` is :func:`tracer`'s answer (None: no span).
+        """
         template = self.template(topic)
-        found = tracer()
         if found is None:
             await send()
         else:
@@ -206,12 +208,13 @@ class Observer:
         msg: MQTTMessage,
         cid: str | None,
         carrier: dict[str, str],
+        *,
+        found: Any,
     ) -> BaseException | None:
-        """Run one handler call in a CONSUMER span under the publisher's context; count and time it."""
+        """Run one handler call in a CONSUMER span of ``found`` (None: none) under the publisher's context; count and time it."""
         name = self.filter_name(sub)
         metrics = self.metrics
         started = time.perf_counter()
-        found = tracer()
         if found is None:
             failure = await call(sub, msg, cid, carrier)
         else:

@@ -125,13 +125,13 @@ class Outbound:
             PublishError: If the broker refused it.
         """
         observer = self.observer
-        if observer is not None and (observer.metrics is not None or tracer() is not None):
-            await observer.publish(
-                lambda: self._publish(topic, payload, qos, retain, properties, wait),
-                topic if type(topic) is str else "?",
-                qos,
-            )
-            return
+        if observer is not None:
+            found = tracer()
+            if found is not None or observer.metrics is not None:
+                name = topic if type(topic) is str else "?"  # a bad topic is refused by _publish
+                send = lambda: self._publish(topic, payload, qos, retain, properties, wait)  # noqa: E731
+                await observer.publish(send, name, qos, found)
+                return
         await self._publish(topic, payload, qos, retain, properties, wait)
 
     async def _publish(  # noqa: PLR0917 - the private half of publish()
