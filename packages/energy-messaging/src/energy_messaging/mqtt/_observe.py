@@ -87,8 +87,8 @@ def tracer() -> Any:
     from energy_messaging.__about__ import __version__  # noqa: PLC0415
 
     found = provider.get_tracer(_SCOPE, __version__)
-    _provider_and_tracer = (provider, found)
     _load_api()
+    _provider_and_tracer = (provider, found)
     return found
 
 
@@ -96,13 +96,20 @@ _context: Any = None  # opentelemetry.context and .trace, once an SDK was found
 _trace: Any = None
 #: The parent of a span for a message without trace context: a new trace, not the worker task's context.
 _EMPTY: Any = None
+_extract: Any = None
 
 
 def _load_api() -> None:
-    global _context, _trace, _EMPTY  # loaded once, then read on the per-message path
+    global _context, _trace, _EMPTY, _extract
+    from energy_common.propagation import extract_context  # noqa: PLC0415
     from opentelemetry import context, trace  # noqa: PLC0415 - only once an SDK is configured
 
-    _context, _trace, _EMPTY = context, trace, context.Context()
+    _context, _trace, _EMPTY, _extract = context, trace, context.Context(), extract_context
+
+
+def _start(found: Any, name: str, context: Any, kind: Any, attributes: dict[str, Any]) -> Any:
+    # The sampler sees the system and destination; the rest is set on a recorded span only.
+    return found.start_span(name, context=context, kind=kind, attributes=attributes)
 
 
 def _id_like(level: str) -> bool:
@@ -261,10 +268,12 @@ class Observer:
 async def _traced_publish(found: Any, send: Callable[[], Awaitable[int]], topic: str, template: str, qos: int) -> None:
     trace = _trace
     # The sampler sees the system and destination; the rest is only set on a recorded span.
-    span = found.start_span(
+    span = _start(
+        found,
         f"publish {template}",
-        kind=trace.SpanKind.PRODUCER,
-        attributes={"messaging.system": "mqtt", "messaging.destination.name": topic},
+        None,
+        trace.SpanKind.PRODUCER,
+        {"messaging.system": "mqtt", "messaging.destination.name": topic},
     )
     token = _context.attach(trace.set_span_in_context(span))
     try:
@@ -298,15 +307,14 @@ async def _traced_process(
     cid: str | None,
     carrier: dict[str, str],
 ) -> BaseException | None:
-    from energy_common.propagation import extract_context  # noqa: PLC0415 - loaded already by the MQTT context
-
     trace, context = _trace, _context
-    parent = extract_context(carrier) if "traceparent" in carrier else _EMPTY
-    span = found.start_span(
+    parent = _extract(carrier) if "traceparent" in carrier else _EMPTY
+    span = _start(
+        found,
         f"process {name}",
-        context=parent,
-        kind=trace.SpanKind.CONSUMER,
-        attributes={"messaging.system": "mqtt", "messaging.destination.name": msg.topic},
+        parent,
+        trace.SpanKind.CONSUMER,
+        {"messaging.system": "mqtt", "messaging.destination.name": msg.topic},
     )
     if span.is_recording():
         span.set_attributes(
