@@ -86,13 +86,15 @@ class MQTTManager:
         dead_letter_topic: Topic that receives the dead letters (no handler, undecodable,
             invalid, handler raised) as JSON.
         on_dead_letter: Hook called with each :class:`DeadLetter`.
-        metrics: Where the built-in MQTT metrics go (a :class:`MetricsSink`, such as
-            energy-monitoring's ``MetricsRegistry``); None records none.
-        topic_templates: Filters that name published topics in spans and metric labels
-            (``"sites/{site}/meters/{meter}/commands"``); topics matching none have their
-            id-like levels (holding a digit) replaced by ``+`` (see :func:`topic_template`).
         options: All of the above as one :class:`MQTTOptions` (keyword arguments given
             as well replace its fields).
+
+    Observability: ``metrics=`` takes where the built-in MQTT metrics go (a
+    :class:`MetricsSink`, such as energy-monitoring's ``MetricsRegistry``; None records
+    none); ``topic_templates=`` takes filters that name published topics in spans and
+    metric labels (``"sites/{site}/meters/{meter}/commands"``); topics matching none have
+    their id-like levels (holding a digit) replaced by ``+`` (see :func:`topic_template`).
+    Spans are recorded when an OpenTelemetry SDK is configured.
 
     The manager owns its parts: a :class:`Session` (supervised connection), an
     :class:`Inbound` (queue, handlers, acks), an :class:`Outbound` (publish pipeline,
