@@ -41,7 +41,8 @@ PUBLIC_ALL: dict[str, list[str]] = {
     ],
     "energy_messaging.mqtt": [
         "DeadLetter", "DeadLetterHook", "DeviceManager", "Handler", "LastWill", "MQTTManager", "MQTTMessage",
-        "MQTTOptions", "MQTTSettings", "MQTTState", "ProtocolChoice", "Subscription",
+        "MQTTOptions", "MQTTSettings", "MQTTState", "MetricsSink", "ProtocolChoice", "Subscription",
+        "topic_template",
     ],
     "energy_messaging.devices": [
         "CONTEXT_FIELD", "Command", "CommandHook", "CommandState", "Device", "DeviceManager", "DeviceRegistry",

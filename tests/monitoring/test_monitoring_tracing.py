@@ -11,6 +11,7 @@ import textwrap
 
 import pytest
 from energy_common.exceptions import EnergyError
+from energy_monitoring._correlation import CorrelationIdSpanProcessor
 from energy_monitoring.testing import InMemorySpanExporter
 from energy_monitoring.tracing import (
     EnergySpan,
@@ -161,14 +162,14 @@ def test_build_tracer_provider_sets_resource_sampler_and_batch_processor() -> No
         assert attrs["deployment.environment"] == "staging"
         assert "0.25" in provider.sampler.get_description()
         processors = provider._active_span_processor._span_processors
-        assert [type(p) for p in processors] == [BatchSpanProcessor]
+        assert [type(p) for p in processors] == [CorrelationIdSpanProcessor, BatchSpanProcessor]
     finally:
         provider.shutdown()
 
 
 def test_build_tracer_provider_otlp_and_none() -> None:
-    """The otlp exporter is available with the extra; 'none' adds no processor."""
-    for exporter, count in (("otlp", 1), ("none", 0)):
+    """The otlp exporter is available with the extra; 'none' adds no export processor (only the correlation one)."""
+    for exporter, count in (("otlp", 2), ("none", 1)):
         provider = build_tracer_provider("svc", exporter=exporter, endpoint="http://127.0.0.1:9/v1/traces")  # type: ignore[arg-type]
         try:
             assert len(provider._active_span_processor._span_processors) == count
@@ -271,3 +272,23 @@ def test_tracing_lifespan_flushes_on_exit() -> None:
     assert '"name": "inside.lifespan"' in result.stdout
     assert '"name": "after.shutdown"' not in result.stdout
     assert '"service.name": "lifespan-service"' in result.stdout
+
+
+def test_every_span_carries_the_current_correlation_id() -> None:
+    """A provider built by build_tracer_provider stamps the correlation id current at a span's start, and none without one."""
+    from energy_common.context import correlation_scope
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = build_tracer_provider("svc", exporter="none", span_exporter=exporter)
+    try:
+        tracer = provider.get_tracer("t")
+        with correlation_scope("req-span-1"):
+            tracer.start_span("with").end()
+        tracer.start_span("without").end()
+        provider.force_flush()
+        spans = {span.name: dict(span.attributes or {}) for span in exporter.get_finished_spans()}
+        assert spans["with"]["correlation_id"] == "req-span-1"
+        assert "correlation_id" not in spans["without"]
+    finally:
+        provider.shutdown()

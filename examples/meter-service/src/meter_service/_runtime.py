@@ -139,6 +139,7 @@ class MeterRuntime:
             )
         self.mqtt_protocol = protocol
         self.dead_letters = 0
+        root = settings.mqtt_topic_root
         self.mqtt = MQTTManager(
             host,
             port,
@@ -151,6 +152,9 @@ class MeterRuntime:
             max_queued_messages=settings.ingest_concurrency,
             dead_letter_topic=settings.resolved_dead_letter_topic,
             on_dead_letter=self._on_dead_letter,
+            metrics=self.metrics,  # energy-messaging's built-in MQTT metrics (meter_mqtt_*)
+            # Published topics named by template in spans and labels, whatever the device ids look like.
+            topic_templates=(f"{root}/{{device_id}}/commands", f"{root}/{{device_id}}/replies/#"),
         )
         self.devices = DeviceManager(
             self.mqtt,
@@ -313,8 +317,7 @@ class MeterRuntime:
 
     # ------------------------------------------------------------------ hooks
     def _on_dead_letter(self, letter: DeadLetter) -> None:
-        self.dead_letters += 1
-        self.metrics.increment_counter("mqtt.dead_letters", tags={"reason": letter.reason})
+        self.dead_letters += 1  # the demo's summary line; the metric is energy-messaging's
 
     def _on_command(self, command: Command) -> None:
         logger.info(

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from energy_monitoring._clients import ClientLibrary, _requested, instrument_clients
+from energy_monitoring._correlation import CorrelationIdSpanProcessor
 from energy_monitoring._errors import TracingError
 
 __all__ = ["ExporterName", "build_tracer_provider", "setup_tracing", "shutdown_tracing", "tracing_lifespan"]
@@ -68,6 +69,9 @@ def build_tracer_provider(
 ) -> TracerProvider:
     """Build (without installing) an SDK provider: resource, parent-based ratio sampler, batch export.
 
+    Every span gets the current correlation id as its ``correlation_id`` attribute
+    (a span processor reads it from ``energy_common.context`` as each span starts).
+
     Args:
         service_name: ``service.name`` of the resource.
         exporter: ``"otlp"`` (OTLP/HTTP; extra ``otlp``; endpoint from ``endpoint`` or the
@@ -105,6 +109,7 @@ def build_tracer_provider(
         }
     )
     provider = TracerProvider(resource=resource, sampler=ParentBased(TraceIdRatioBased(float(sample_ratio))))
+    provider.add_span_processor(CorrelationIdSpanProcessor())  # every span names its request
     chosen = span_exporter if span_exporter is not None else _make_exporter(exporter, endpoint, headers)
     if chosen is not None:
         provider.add_span_processor(BatchSpanProcessor(chosen))

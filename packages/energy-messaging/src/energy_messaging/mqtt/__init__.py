@@ -4,7 +4,7 @@ The parts, one module each: ``_manager`` (the front door) owns ``_session`` (the
 supervised connection over ``_client``, the only module touching aiomqtt/paho
 internals, with its ``_wire`` codec), ``_inbound`` (queue, handlers, acks, with
 ``_dead_letters``), ``_outbound`` (the publish pipeline, with ``_payload``), ``_router``
-(subscriptions) and ``_tasks`` (named, owned tasks); settings are one
+(subscriptions), ``_observe`` (spans and metrics) and ``_tasks`` (named, owned tasks); settings are one
 ``_options.MQTTOptions``. Names load on first use, so importing the package is cheap.
 
 ``DeviceManager`` belongs to :mod:`energy_messaging.devices`; it resolves here too
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from energy_messaging.devices._manager import DeviceManager
     from energy_messaging.mqtt._manager import MQTTManager
     from energy_messaging.mqtt._message import DeadLetter, MQTTMessage
+    from energy_messaging.mqtt._observe import MetricsSink, topic_template
     from energy_messaging.mqtt._options import DeadLetterHook, LastWill, MQTTOptions, MQTTSettings, ProtocolChoice
     from energy_messaging.mqtt._router import Handler, Subscription
     from energy_messaging.mqtt._state import MQTTState
@@ -38,8 +39,10 @@ _LAZY: dict[str, str] = {
     "MQTTOptions": "energy_messaging.mqtt._options",
     "MQTTSettings": "energy_messaging.mqtt._options",
     "MQTTState": "energy_messaging.mqtt._state",
+    "MetricsSink": "energy_messaging.mqtt._observe",
     "ProtocolChoice": "energy_messaging.mqtt._options",
     "Subscription": "energy_messaging.mqtt._router",
+    "topic_template": "energy_messaging.mqtt._observe",
     "DeviceManager": "energy_messaging.devices._manager",  # the seed imported it from here
 }
 
@@ -54,8 +57,10 @@ __all__ = [
     "MQTTOptions",
     "MQTTSettings",
     "MQTTState",
+    "MetricsSink",
     "ProtocolChoice",
     "Subscription",
+    "topic_template",
 ]
 
 __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

@@ -350,14 +350,14 @@ class Client(aiomqtt.Client):
         client = self._client
         qos, properties = item.qos, item.properties
         if qos == 2:
-            info = client.publish(item.topic, item.payload, qos, item.retain, properties)
+            info = client.publish(item.topic, item.payload, qos, item.retain, properties)  # type: ignore[arg-type]  # QoS 2: paho Properties (make_properties(packed=False))
             if info.rc != paho.MQTT_ERR_SUCCESS:
                 raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
             return None if info.is_published() else info.mid
         if client._sock is None:
             raise aiomqtt.MqttCodeError(paho.MQTT_ERR_NO_CONN, "Could not publish message")
         if client._protocol == paho.MQTTv5:
-            props = properties.pack() if properties is not None else _NO_PROPERTIES  # type: ignore[no-untyped-call]
+            props = properties.pack() if properties is not None else _NO_PROPERTIES
         else:
             props = b""
         mid = client._mid_generate() if qos else 0

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from energy_messaging.mqtt._message import DeadLetter
+    from energy_messaging.mqtt._observe import Observer
     from energy_messaging.mqtt._options import DeadLetterHook
     from energy_messaging.mqtt._tasks import Tasks
 
@@ -47,6 +48,8 @@ class DeadLetters:
         self.count = 0
         self.by_reason: dict[str, int] = {}
         self._logged: set[object] = set()
+        #: Spans and metrics of each letter (the manager's), if any.
+        self.observer: Observer | None = None
 
     async def send(self, letter: DeadLetter) -> None:
         """Count and log the letter, then wait for the hook and the dead-letter topic; never raises."""
@@ -61,6 +64,8 @@ class DeadLetters:
 
     def _count_and_log(self, letter: DeadLetter) -> None:
         self.count += 1
+        if self.observer is not None:
+            self.observer.dead_letter(letter)
         self.by_reason[letter.reason] = self.by_reason.get(letter.reason, 0) + 1
         if letter.reason != "no_handler":
             logger.warning("MQTT dead letter on %s: %s (%s)", letter.topic, letter.reason, letter.detail)

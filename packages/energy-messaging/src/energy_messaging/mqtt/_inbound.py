@@ -27,12 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from energy_messaging.mqtt import _context
 from energy_messaging.mqtt._message import DeadLetter, MQTTMessage
+from energy_messaging.mqtt._observe import tracer
 
 if TYPE_CHECKING:
     import paho.mqtt.client as paho
 
     from energy_messaging.mqtt._client import Client
     from energy_messaging.mqtt._dead_letters import DeadLetters
+    from energy_messaging.mqtt._observe import Observer
     from energy_messaging.mqtt._router import Router, Routes, Subscription
     from energy_messaging.mqtt._tasks import Tasks
     from energy_messaging.mqtt._wire import Incoming
@@ -110,6 +112,8 @@ class Inbound:
         #: Whether our own publishes await acknowledgements on this socket; while they do,
         #: a full queue does not pause reading (a handler waiting for a PUBACK would wait forever).
         self.awaiting_acks: Callable[[], bool] = _never
+        #: Spans and metrics of each handler call (the manager's), if any.
+        self.observer: Observer | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -305,7 +309,12 @@ class Inbound:
                 trace_context=carrier,
                 properties=props,
             )
-            failure = await self._call(sub, msg, cid, carrier)
+            observer = self.observer
+            found = tracer() if observer is not None else None
+            if observer is None or (found is None and observer.metrics is None):
+                failure = await self._call(sub, msg, cid, carrier)
+            else:
+                failure = await observer.process(self._call, sub, msg, cid, carrier, found=found)
             if failure is not None:
                 await self._handler_failed(sub, msg, failure)
         return True

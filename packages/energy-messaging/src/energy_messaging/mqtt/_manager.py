@@ -26,6 +26,7 @@ from energy_messaging._errors import MessagingConnectionError, NotConnectedError
 from energy_messaging._topics import TopicPattern
 from energy_messaging.mqtt._dead_letters import DeadLetters
 from energy_messaging.mqtt._inbound import Inbound
+from energy_messaging.mqtt._observe import Observer
 from energy_messaging.mqtt._outbound import Outbound
 from energy_messaging.mqtt._router import Handler, Router, Subscription
 from energy_messaging.mqtt._session import Session
@@ -90,6 +91,13 @@ class MQTTManager:
             invalid, handler raised) as JSON.
         on_dead_letter: Hook called with each :class:`DeadLetter`.
 
+    Observability: ``metrics=`` takes where the built-in MQTT metrics go (a
+    :class:`MetricsSink`, such as energy-monitoring's ``MetricsRegistry``; None records
+    none); ``topic_templates=`` takes filters that name published topics in spans and
+    metric labels (``"sites/{site}/meters/{meter}/commands"``); topics matching none have
+    their id-like levels (holding a digit) replaced by ``+`` (see :func:`topic_template`).
+    Spans are recorded when an OpenTelemetry SDK is configured.
+
     The manager owns its parts: a :class:`Session` (supervised connection), an
     :class:`Inbound` (queue, handlers, acks), an :class:`Outbound` (publish pipeline,
     window, buffer), the :class:`Router` and the named tasks.
@@ -141,6 +149,7 @@ class MQTTManager:
             concurrency=opts.handler_concurrency,
             max_queued=opts.max_queued_messages,
         )
+        self._observer = self._observe(opts)
         # Back-pressure must never hold up the acknowledgements our own publishes wait for.
         self._inbound.awaiting_acks = self._outbound.awaiting_acks
         self._outbound.on_inflight = self._inbound.allow_reading
@@ -152,6 +161,32 @@ class MQTTManager:
             outbound=self._outbound,
             status=self._status,
             tasks=self._tasks,
+        )
+
+    def _observe(self, opts: MQTTOptions) -> Observer:
+        """Give every part the manager's spans and metrics (see ``_observe``)."""
+        templates = [TopicPattern(item) for item in opts.topic_templates]
+        observer = Observer(
+            opts.metrics, templates, lambda: [entry.subscriptions[0].pattern for entry in self._router.filters.values()]
+        )
+        self._outbound.observer = self._inbound.observer = self._dead_letters.observer = observer
+        return observer
+
+    async def _sample_metrics(self, interval: float = 1.0) -> None:
+        while True:
+            self._sample()
+            await asyncio.sleep(interval)
+
+    def _sample(self) -> None:
+        outbound, inbound = self._outbound, self._inbound
+        self._observer.sample(
+            connected=self.is_connected,
+            reconnects=self._status.reconnects,
+            queued=inbound.queued,
+            held=inbound.stats.held,
+            inflight=outbound.inflight,
+            window=outbound.max_inflight,
+            buffered=len(outbound.buffer),
         )
 
     @property
@@ -217,6 +252,8 @@ class MQTTManager:
         self._outbound.accepting = True
         self._inbound.start()
         session.start()
+        if self.options.metrics is not None:
+            self._tasks.spawn(self._sample_metrics(), "metrics")
         try:
             await asyncio.wait_for(session.connected.wait(), self.options.connect_timeout)
         except TimeoutError:
@@ -266,6 +303,8 @@ class MQTTManager:
         await self._session.stop(abort=abort)
         await self._inbound.stop()
         await self._tasks.cancel_all()
+        if self.options.metrics is not None:
+            self._sample()  # the last word: disconnected, nothing queued
         dropped = self._outbound.fail_all(NotConnectedError("The MQTT manager stopped before the message was sent."))
         if dropped:
             logger.warning("MQTT shutdown: %d buffered publishes were not sent", dropped)
@@ -300,6 +339,7 @@ class MQTTManager:
         """
         sub = Subscription(TopicPattern(topic_filter), handler, qos, decode, model)
         entry, changed = self._router.add(sub)
+        self._observer.subscribed(sub)
         client = self._session.client
         if changed and client is not None:
             try:
@@ -331,6 +371,7 @@ class MQTTManager:
         def register(handler: Handler) -> Handler:
             sub = Subscription(TopicPattern(topic_filter), handler, qos, decode, model)
             entry, changed = self._router.add(sub)
+            self._observer.subscribed(sub)
             client = self._session.client
             if changed and client is not None:
                 self._tasks.spawn(self._session.subscribe(client, entry), f"subscribe-{entry.identifier}")

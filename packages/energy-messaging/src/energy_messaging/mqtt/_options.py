@@ -15,6 +15,7 @@ from typing import Any, Literal, TypedDict
 from energy_messaging._errors import MQTTOptionsError
 from energy_messaging._topics import validate_topic
 from energy_messaging.mqtt._message import DeadLetter
+from energy_messaging.mqtt._observe import MetricsSink
 
 __all__ = ["DeadLetterHook", "LastWill", "MQTTOptions", "MQTTSettings", "ProtocolChoice"]
 
@@ -88,6 +89,8 @@ class MQTTOptions:
     shutdown_timeout: float = 10.0
     dead_letter_topic: str | None = None
     on_dead_letter: DeadLetterHook | None = None
+    metrics: MetricsSink | None = None
+    topic_templates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -128,12 +131,31 @@ class MQTTOptions:
             if hook is not None and not callable(hook):
                 raise _fail(name, "a function (sync or async) or None", hook)
 
+        _check_observability(self.metrics, self.topic_templates)
+
     @property
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context to use: a default one for ``tls=True``, None for no TLS."""
         if self.tls is True:
             return ssl.create_default_context()
         return self.tls or None
+
+
+def _check_observability(metrics: object, templates: object) -> None:
+    if metrics is not None and not all(
+        callable(getattr(metrics, name, None)) for name in ("increment_counter", "set_gauge", "observe_duration")
+    ):
+        raise _fail("metrics", "None or a MetricsSink (e.g. energy_monitoring's MetricsRegistry)", metrics)
+    if not isinstance(templates, tuple) or not all(isinstance(item, str) for item in templates):
+        raise _fail("topic_templates", "a tuple of topic filters such as 'sites/{site}/meters/{meter}'", templates)
+    from energy_messaging._errors import TopicValidationError  # noqa: PLC0415
+    from energy_messaging._topics import TopicPattern  # noqa: PLC0415 - compiles (and checks) each template
+
+    for item in templates:
+        try:
+            TopicPattern(item)
+        except TopicValidationError as exc:
+            raise _fail("topic_templates", f"valid topic filters ({exc.message})", item) from exc
 
 
 def _int_in(name: str, value: object, low: int, high: int | None) -> None:
@@ -173,3 +195,5 @@ class MQTTSettings(TypedDict, total=False):
     shutdown_timeout: float
     dead_letter_topic: str | None
     on_dead_letter: DeadLetterHook | None
+    metrics: MetricsSink | None
+    topic_templates: tuple[str, ...]

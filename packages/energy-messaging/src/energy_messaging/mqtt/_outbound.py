@@ -22,6 +22,7 @@ from energy_messaging._errors import (
     TopicValidationError,
 )
 from energy_messaging.mqtt import _context
+from energy_messaging.mqtt._observe import tracer
 from energy_messaging.mqtt._payload import (
     MAX_REMAINING_LENGTH,
     encode_payload,
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from paho.mqtt.properties import Properties
 
     from energy_messaging.mqtt._client import Client
+    from energy_messaging.mqtt._observe import Observer
+    from energy_messaging.mqtt._payload import UserProperties
 
 __all__ = ["Outbound", "Outgoing"]
 
@@ -57,7 +60,7 @@ class Outgoing:
         *,
         qos: int,
         retain: bool,
-        properties: Properties | None,
+        properties: Properties | UserProperties | None,
         done: asyncio.Future[None] | None,
     ) -> None:
         self.topic = topic
@@ -94,6 +97,8 @@ class Outbound:
         #: Called when the window goes from empty to not empty: an acknowledgement must be
         #: read now, so the inbound side must not keep the socket paused (see ``awaiting_acks``).
         self.on_inflight: Callable[[], None] | None = None
+        #: Spans and metrics of each publish (the manager's), if any.
+        self.observer: Observer | None = None
 
     def awaiting_acks(self) -> bool:
         """Whether a sent publish awaits the broker's acknowledgement (the socket must be read)."""
@@ -119,6 +124,19 @@ class Outbound:
             PublishBufferFullError: If it must be buffered and the buffer is full.
             PublishError: If the broker refused it.
         """
+        observer = self.observer
+        if observer is not None:
+            found = tracer()
+            if found is not None or observer.metrics is not None:
+                name = topic if type(topic) is str else "?"  # a bad topic is refused by _publish
+                send = lambda: self._publish(topic, payload, qos, retain, properties, wait)  # noqa: E731
+                await observer.publish(send, name, qos, found)
+                return
+        await self._publish(topic, payload, qos, retain, properties, wait)
+
+    async def _publish(  # noqa: PLR0917 - the private half of publish()
+        self, topic: str, payload: object, qos: int, retain: bool, properties: Mapping[str, Any] | None, wait: bool
+    ) -> int:
         if not self.accepting:
             raise NotConnectedError()
         wire_topic = topic_bytes(topic)
@@ -127,17 +145,23 @@ class Outbound:
         v5 = self.v5
         context, user_properties = self.context(v5)
         data = encode_payload(payload, context)
-        props = make_properties(properties, user_properties) if v5 else None
+        props = make_properties(properties, user_properties, packed=qos < 2) if v5 else None
         self.check_size(topic, wire_topic, data, qos=qos, properties=props, v5=v5)
         done = asyncio.get_running_loop().create_future() if wait else None
         self.submit(Outgoing(topic, wire_topic, data, qos=qos, retain=retain, properties=props, done=done))
         if done is not None:
             await done  # cancelling the wait does not withdraw the message
+        return len(data)
 
     @property
     def pending(self) -> int:
         """Publishes buffered, waiting for the in-flight window or awaiting their acknowledgement."""
         return len(self.buffer) + len(self._window) + len(self._inflight)
+
+    @property
+    def inflight(self) -> int:
+        """Publishes sent and awaiting the broker's acknowledgement."""
+        return len(self._inflight)
 
     async def wait_idle(self) -> None:
         """Return once nothing is buffered or awaiting a PUBACK."""
@@ -164,7 +188,14 @@ class Outbound:
         return carrier, []
 
     def check_size(
-        self, topic: str, wire_topic: bytes, payload: bytes, *, qos: int, properties: Properties | None, v5: bool
+        self,
+        topic: str,
+        wire_topic: bytes,
+        payload: bytes,
+        *,
+        qos: int,
+        properties: Properties | UserProperties | None,
+        v5: bool,
     ) -> None:
         """Refuse a publish larger than ``max_payload``, the broker's or MQTT's packet limit.
 
@@ -180,7 +211,7 @@ class Outbound:
             return  # far from every limit (large properties without a broker limit: see _send)
         packed = 0
         if v5:
-            packed = len(properties.pack()) if properties is not None else 1  # type: ignore[no-untyped-call]
+            packed = len(properties.pack()) if properties is not None else 1
         remaining, total = publish_size(len(wire_topic), size, qos, packed)
         if remaining > MAX_REMAINING_LENGTH:
             raise too_large(topic, remaining, MAX_REMAINING_LENGTH, "mqtt_maximum_remaining_length")

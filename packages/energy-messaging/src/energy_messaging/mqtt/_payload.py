@@ -12,7 +12,15 @@ from energy_messaging._errors import MessageTooLargeError, PayloadEncodeError, T
 from energy_messaging._topics import validate_topic
 from energy_messaging.mqtt._context import CONTEXT_FIELD
 
-__all__ = ["MAX_REMAINING_LENGTH", "encode_payload", "make_properties", "publish_size", "too_large", "topic_bytes"]
+__all__ = [
+    "MAX_REMAINING_LENGTH",
+    "UserProperties",
+    "encode_payload",
+    "make_properties",
+    "publish_size",
+    "too_large",
+    "topic_bytes",
+]
 
 _PROPERTY_KEYS = {
     "response_topic": "ResponseTopic",
@@ -107,10 +115,54 @@ def encode_payload(payload: object, context: dict[str, str] | None) -> bytes:
         ) from exc
 
 
-def make_properties(properties: Mapping[str, Any] | None, user_properties: list[tuple[str, str]]) -> Properties | None:
-    """Build paho MQTT 5 PUBLISH properties from snake_case names plus user properties."""
+class UserProperties:
+    """MQTT 5 PUBLISH properties made only of user properties, packed once at the byte level.
+
+    The context a publish carries (``traceparent``, ``x-request-id``) is this; building
+    and packing paho's ``Properties`` for it costs about 15 µs per message. It has what
+    the QoS 0/1 send path reads of ``Properties``: ``UserProperty`` and ``pack()``.
+    """
+
+    __slots__ = ("UserProperty", "_packed")
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self.UserProperty = pairs
+        body = b"".join(b"\x26" + _utf8(key) + _utf8(value) for key, value in pairs)
+        self._packed = _varint(len(body)) + body
+
+    def pack(self) -> bytes:
+        """The properties as they go on the wire (length prefix included)."""
+        return self._packed
+
+
+def _utf8(text: str) -> bytes:
+    data = text.encode()
+    if len(data) > 0xFFFF:
+        raise TopicValidationError("An MQTT user property is longer than 65,535 bytes.", {"length": len(data)})
+    return len(data).to_bytes(2, "big") + data
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        value, digit = divmod(value, 128)
+        out.append(digit | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def make_properties(
+    properties: Mapping[str, Any] | None, user_properties: list[tuple[str, str]], *, packed: bool = False
+) -> Properties | UserProperties | None:
+    """Build MQTT 5 PUBLISH properties from snake_case names plus user properties.
+
+    With ``packed`` (a QoS 0/1 publish, which the client encodes itself) and only user
+    properties, the result is a pre-packed :class:`UserProperties`; else paho's ``Properties``.
+    """
     if not properties and not user_properties:
         return None
+    if packed and not properties:
+        return UserProperties(user_properties)
     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     extra_user: list[tuple[str, str]] = []
     for key, value in (properties or {}).items():

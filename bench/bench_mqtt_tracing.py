@@ -1,0 +1,160 @@
+"""What MQTT spans cost per message: consume and publish with tracing off, a no-op provider, and sampled spans.
+
+    python bench/bench_mqtt_tracing.py                 3 interleaved rounds, 30,000 consumed / 10,000 published
+    python bench/bench_mqtt_tracing.py --quick         1 round, 10,000 / 4,000
+    python bench/bench_mqtt_tracing.py --before REF    also run energy-messaging as of git REF (e.g. main)
+
+Every variant runs in a fresh interpreter (OpenTelemetry allows one global tracer
+provider per process), in interleaved rounds in a shuffled order; medians. The workloads
+are ``bench_mqtt.py``'s: ``consume`` is its ``energy`` consumer (a paho publisher in a
+separate process, QoS 0 telemetry, routing ``{device_id}`` + JSON + a counting handler,
+MQTT 5), ``publish`` its sliding window of 100 awaited QoS 1 ``publish()`` calls.
+
+Variants:
+
+``off``           no OpenTelemetry SDK (the API's proxy provider): the manager skips spans.
+``noop``          ``trace.set_tracer_provider(NoOpTracerProvider())``: skipped as well.
+``sampled-1%``    the SDK's ``TracerProvider`` with ``ParentBased(TraceIdRatioBased(0.01))``
+                  and a ``BatchSpanProcessor`` to an exporter that drops the spans: a span
+                  object per message, 1 % of them recorded and exported.
+``sampled-100%``  the same with every span recorded and exported (the worst case).
+``before``        (with ``--before``) the ``off`` workload on energy-messaging as of a git
+                  ref, extracted with ``git archive``: the untraced path before this change.
+
+Reported: messages per second (consume: wall time first to last message; publish: wall
+time of the run), CPU µs per message of the variant's process, ratios to ``off``, and
+the added CPU per message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+VARIANTS = ("off", "noop", "sampled-1%", "sampled-100%")
+
+
+def install_provider(variant: str) -> None:
+    """Install the tracer provider of a variant (in the child process)."""
+    if variant in {"off", "before"}:
+        return
+    from opentelemetry import trace
+
+    if variant == "noop":
+        trace.set_tracer_provider(trace.NoOpTracerProvider())
+        return
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    class Drop(SpanExporter):
+        """Counts and drops the spans (the export itself is not what is measured)."""
+
+        exported = 0
+
+        def export(self, spans: object) -> SpanExportResult:
+            Drop.exported += len(spans)  # type: ignore[arg-type]
+            return SpanExportResult.SUCCESS
+
+    ratio = 0.01 if variant == "sampled-1%" else 1.0
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+    provider.add_span_processor(BatchSpanProcessor(Drop()))
+    trace.set_tracer_provider(provider)
+
+
+def child(variant: str, workload: str, prefix: str, count: int) -> None:
+    """Run one workload under one variant and print ``{"rate", "cpu_us"}`` as JSON."""
+    install_provider(variant)
+    sys.path.insert(0, str(BENCH))
+    import bench_mqtt
+
+    if workload == "consume":
+        counter, cpu = asyncio.run(bench_mqtt.consume_energy(prefix, count))
+        if counter.count != count or not counter.params_ok:
+            raise SystemExit(f"{variant}: {count - counter.count} lost or a bad message; no figures")
+        rate = counter.count / max(counter.last - counter.first, 1e-9)
+    else:
+        cpu0 = time.process_time()
+        seconds = asyncio.run(bench_mqtt.publish_energy(prefix, count))
+        cpu = time.process_time() - cpu0
+        rate = count / seconds
+    print(json.dumps({"rate": rate, "cpu_us": cpu / count * 1e6}))
+
+
+def run_variant(variant: str, workload: str, count: int, before: Path | None) -> dict[str, float]:
+    """Run a variant in a fresh interpreter and return its figures."""
+    env = dict(os.environ)
+    if variant == "before" and before is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(before), env.get("PYTHONPATH", "")])
+    prefix = f"bench/tr-{uuid.uuid4().hex[:8]}"
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", variant, workload, prefix, str(count)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=600,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{workload} {variant} failed:\n{out.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def extract_before(ref: str, into: Path) -> Path:
+    """Extract energy-messaging's sources as of ``ref`` (git archive) and return the import root."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "packages/energy-messaging/src"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "packages" / "energy-messaging" / "src"
+
+
+def main(quick: bool, rounds: int | None, before_ref: str | None) -> None:
+    """Run both workloads over every variant and print the report."""
+    rounds = rounds or (1 if quick else 3)
+    counts = {"consume": 10_000 if quick else 30_000, "publish": 4_000 if quick else 10_000}
+    with tempfile.TemporaryDirectory(prefix="bench-before-") as tmp:
+        before = extract_before(before_ref, Path(tmp)) if before_ref else None
+        variants = (*VARIANTS, "before") if before is not None else VARIANTS
+        for workload, count in counts.items():
+            rates: dict[str, list[float]] = {name: [] for name in variants}
+            cpus: dict[str, list[float]] = {name: [] for name in variants}
+            for _ in range(rounds):
+                for name in random.sample(list(variants), len(variants)):
+                    figures = run_variant(name, workload, count, before)
+                    rates[name].append(figures["rate"])
+                    cpus[name].append(figures["cpu_us"])
+                    print(f"  {workload} {name:13s} {figures['rate']:9.0f} msg/s  {figures['cpu_us']:6.1f} µs CPU/msg")
+            base_rate, base_cpu = statistics.median(rates["off"]), statistics.median(cpus["off"])
+            print(f"\n{workload} ({count} msgs, {rounds} rounds, medians)   msg/s   ratio to off   CPU µs/msg   added")
+            for name in variants:
+                rate, cpu = statistics.median(rates[name]), statistics.median(cpus[name])
+                print(f"  {name:13s} {rate:9.0f}   {rate / base_rate:5.2f}x   {cpu:7.1f}   {cpu - base_cpu:+6.1f} µs")
+            print()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        raise SystemExit(0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one short round")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3, 1 with --quick)")
+    parser.add_argument("--before", default=None, help="also run energy-messaging as of this git ref")
+    args = parser.parse_args()
+    main(args.quick, args.rounds, args.before)
