@@ -30,7 +30,7 @@ from energy_monitoring.tracing import instrument_engine, setup_tracing
 
 import meter_service._models  # noqa: F401 - registers the tables on Base.metadata
 from meter_service._broker import EmbeddedBroker
-from meter_service._ingest import READING_EVENT, TelemetryIngestor
+from meter_service._ingest import READING_EVENT, TelemetryIngestor, readings_of
 from meter_service._repositories import ReadingStore, UserRepository
 from meter_service._schemas import TelemetryPayload
 from meter_service._settings import MeterSettings, MQTTAddress
@@ -167,6 +167,7 @@ class MeterRuntime:
             copy=settings.ingest_copy,
             flushers=settings.ingest_flushers,
             readings=self.readings,
+            events_per=settings.events_per,
         )
         self.health = HealthChecker(settings.service_name, default_timeout=2.0)
         self.health.add_check(DatabaseHealthCheck(self.db))
@@ -305,4 +306,4 @@ class MeterRuntime:
             self.metrics.increment_counter("commands", tags={"state": command.state})
 
     async def _count_event(self, event: Event) -> None:
-        self.events_seen += 1
+        self.events_seen += len(readings_of(event.data))

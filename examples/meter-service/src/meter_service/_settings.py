@@ -73,6 +73,8 @@ class MeterSettings(Settings):
     ingest_copy: bool = True
     ingest_flushers: int = Field(default=4, ge=1, le=32)
     events_enabled: bool = True
+    # One reading.recorded event per committed batch ({"readings": [...]}) or per reading.
+    events_per: Literal["batch", "reading"] = "batch"
     dead_letter_topic: str | None = None  # default: <mqtt_topic_root>/dead-letters
 
     # Auth and limits
