@@ -39,7 +39,7 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "__version__", "build_topic", "create_event_bus", "idempotent", "topic_level",
     ],
     "energy_messaging.mqtt": [
-        "DeadLetter", "DeadLetterHook", "DeviceManager", "Handler", "LastWill", "MQTTManager", "MQTTMessage",
+        "BrokerDrops", "DeadLetter", "DeadLetterHook", "DeviceManager", "Handler", "LastWill", "MQTTManager", "MQTTMessage",
         "MQTTOptions", "MQTTSettings", "MQTTState", "ProtocolChoice", "Subscription",
     ],
     "energy_messaging.devices": [
