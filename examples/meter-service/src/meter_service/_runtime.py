@@ -24,7 +24,9 @@ from energy_common.database import Base, Database
 from energy_common.health import CallableHealthCheck, DatabaseHealthCheck, HealthChecker
 from energy_messaging import DeadLetter, DeviceManager, MQTTHealthCheck, MQTTManager
 from energy_messaging.devices import Command, DeviceRegistry, InMemoryDeviceRegistry
+from energy_messaging.errors import MessagingError
 from energy_messaging.events import Event, EventBus, create_event_bus
+from energy_messaging.mqtt import BrokerDrops
 from energy_monitoring import MetricsRegistry
 from energy_monitoring.tracing import instrument_engine, setup_tracing
 
@@ -172,7 +174,8 @@ class MeterRuntime:
         self.health = HealthChecker(settings.service_name, default_timeout=2.0)
         self.health.add_check(DatabaseHealthCheck(self.db))
         self.health.add_check(CallableHealthCheck("cache", self.cache.health_check))
-        self.health.add_check(MQTTHealthCheck(self.mqtt))
+        self.broker_drops = self._drops_counter()
+        self.health.add_check(MQTTHealthCheck(self.mqtt, drops=self.broker_drops))
         self.fleet: MeterFleet | None = None
         self._stack = contextlib.AsyncExitStack()
 
@@ -219,6 +222,7 @@ class MeterRuntime:
             await self.mqtt.subscribe(self.telemetry_filter, self.ingestor.handle, qos=1, model=TelemetryPayload)
             await self.mqtt.connect()
             stack.push_async_callback(self.mqtt.disconnect)
+            await self._watch_broker_drops()
             await self.devices.start()
             await self._seed_admin()
             if settings.simulator_enabled and settings.simulator_meters:
@@ -226,6 +230,21 @@ class MeterRuntime:
         except BaseException:
             await stack.aclose()
             raise
+
+    def _drops_counter(self) -> BrokerDrops | None:
+        """The broker's dropped-messages counter (not on the embedded broker, which has none)."""
+        topic = self.settings.mqtt_drops_topic
+        if not topic or self.settings.embedded_broker:
+            return None
+        return BrokerDrops(self.mqtt, topic=topic, on_growth=self._on_broker_drops)
+
+    async def _watch_broker_drops(self) -> None:
+        if self.broker_drops is None:
+            return
+        try:
+            await self.broker_drops.start()
+        except MessagingError as exc:  # e.g. the broker's ACL keeps $SYS from this client
+            logger.warning("the broker's dropped-messages counter is not watched: %s", exc.message)
 
     async def _start_fleet(self) -> None:
         settings = self.settings
@@ -290,6 +309,9 @@ class MeterRuntime:
         await self.aclose()
 
     # ------------------------------------------------------------------ hooks
+    def _on_broker_drops(self, count: int) -> None:
+        self.metrics.increment_counter("mqtt.broker_dropped", count)
+
     def _on_dead_letter(self, letter: DeadLetter) -> None:
         self.dead_letters += 1
         self.metrics.increment_counter("mqtt.dead_letters", tags={"reason": letter.reason})

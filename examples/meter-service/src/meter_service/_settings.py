@@ -65,6 +65,9 @@ class MeterSettings(Settings):
     mqtt_share_group: str | None = "meter-ingest"
     mqtt_client_id: str | None = None
     embedded_broker_port: int = Field(default=0, ge=0, le=65535)
+    # The broker's dropped-messages counter ($SYS; None: not watched). Mosquitto's by default;
+    # growth makes /health/ready degraded for 5 minutes and counts in meter_mqtt_broker_dropped_total.
+    mqtt_drops_topic: str | None = "$SYS/broker/publish/messages/dropped"
 
     # Ingestion
     ingest_batch_size: int = Field(default=1000, ge=1, le=50_000)
