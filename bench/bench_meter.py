@@ -215,11 +215,6 @@ def run_replica(settings_json: str, profile: str | None = None) -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         async with MeterRuntime(settings) as runtime:
-            if os.environ.get("BENCH_GC"):
-                import gc
-
-                gc.freeze()
-                gc.set_threshold(*map(int, os.environ["BENCH_GC"].split(",")))
             print("ready", flush=True)
             cpu = time.process_time()
             await stop.wait()
@@ -344,7 +339,15 @@ def _settings(dsn: str, root: str, group: str, mqtt_url: str = MQTT_URL, **extra
 
 
 async def ingest_run(
-    dsn: str, count: int, replicas: int, *, events: bool, mqtt_url: str, paced: bool, profile: str | None = None
+    dsn: str,
+    count: int,
+    replicas: int,
+    *,
+    events: bool,
+    mqtt_url: str,
+    paced: bool,
+    profile: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Feed ``replicas`` service processes (one shared subscription) from a publisher process."""
 
@@ -356,6 +359,7 @@ async def ingest_run(
             f"bench{uuid.uuid4().hex[:6]}",
             mqtt_url,
             events_enabled=events,
+            **(extra or {}),
         )
     )
     children: list[asyncio.subprocess.Process] = []
@@ -369,6 +373,7 @@ async def ingest_run(
                 await child.wait()
     result["events"] = events
     result["paced"] = paced
+    result["extra"] = extra or {}
     return result
 
 
@@ -552,7 +557,7 @@ async def bench_api(seconds: float, rounds: int) -> None:
 
 async def bench(args: argparse.Namespace) -> None:
     """Run the floors, the ingestion configurations and the API load, then print the report."""
-    count = 20_000 if args.quick else 60_000
+    count = args.count or (20_000 if args.quick else 60_000)
     floor_count = 50_000
     rounds = 1 if args.quick else 3
     name = f"meter_bench_{uuid.uuid4().hex[:10]}"
@@ -563,19 +568,26 @@ async def bench(args: argparse.Namespace) -> None:
     try:
         mosquitto0 = [mosquitto_floor(floor_count) for _ in range(rounds)]
         copy = [await copy_floor(dsn, floor_count) for _ in range(rounds)]
-        # (replicas, events, paced): unpaced on the sized private broker, paced on the shared one.
-        configurations = [(1, True, False), (1, True, True)]
+        # (replicas, events, paced, settings): unpaced on the sized private broker, paced on the shared one.
+        configurations: list[tuple[int, bool, bool, dict[str, Any]]] = [(1, True, False, {}), (1, True, True, {})]
         if not args.quick:
-            configurations += [(2, True, False), (1, False, False)]
+            configurations += [
+                (2, True, False, {}),
+                (1, False, False, {}),
+                (1, True, False, {"events_per": "reading"}),
+                (1, True, False, {"gc_tuning": False}),
+            ]
         if args.only_unpaced:
-            configurations = [c for c in configurations if not c[2]][:1]
+            configurations = configurations[:1]
         with sized_broker() as sized_url:
-            for replicas, events, paced in configurations:
-                url = MQTT_URL if paced else sized_url
-                profile = args.profile if (replicas, events, paced) == (1, True, False) else None
-                runs.append(
-                    await ingest_run(dsn, count, replicas, events=events, mqtt_url=url, paced=paced, profile=profile)
-                )
+            for _ in range(args.rounds):  # interleaved rounds
+                for index, (replicas, events, paced, extra) in enumerate(configurations):
+                    url = MQTT_URL if paced else sized_url
+                    profile = args.profile if index == 0 else None
+                    run = await ingest_run(
+                        dsn, count, replicas, events=events, mqtt_url=url, paced=paced, profile=profile, extra=extra
+                    )
+                    runs.append(run)
         api = await api_run(dsn, 3.0 if args.quick else 6.0) if not args.only_unpaced else None
     finally:
         await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -594,9 +606,10 @@ async def bench(args: argparse.Namespace) -> None:
         label = (
             f"{run['replicas']} replica{'s' if run['replicas'] > 1 else ''}, events {'on' if run['events'] else 'off'}, "
             f"{'paced (stock broker)' if run['paced'] else 'unpaced (sized broker)'}"
+            + "".join(f", {key}={value}" for key, value in run["extra"].items())
         )
         print(
-            f"  {label:<48} stored {run['steady_per_s']:>7,.0f}/s steady  "
+            f"  {label:<72} stored {run['steady_per_s']:>7,.0f}/s steady  "
             f"lost {lost:,}  twice {doubled:,}  split {run['split']}  "
             f"CPU {run['cpu_us_per_reading']:.0f} us/reading  DB {run['db_share']:.0%} "
             f"events {run['events_share']:.0%} of wall  mean batch {run['mean_batch']:.0f}  "
@@ -625,6 +638,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer readings (CI smoke run)")
     parser.add_argument("--api", action="store_true", help="only the readings API load (3 rounds; --quick: 1)")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of the ingestion runs")
+    parser.add_argument("--count", type=int, default=0, help="readings per ingestion run (default 60,000)")
     parser.add_argument("--only-unpaced", action="store_true", help="only one unpaced run: 1 replica, events on")
     parser.add_argument("--profile", metavar="PREFIX", help="pyinstrument the unpaced 1-replica run: PREFIX-0.txt")
     args = parser.parse_args(argv)

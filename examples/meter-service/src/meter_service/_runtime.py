@@ -10,6 +10,7 @@ rest is closed.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -38,7 +39,7 @@ from meter_service._schemas import TelemetryPayload
 from meter_service._settings import MeterSettings, MQTTAddress
 from meter_service._simulation import MeterFleet
 
-__all__ = ["ADMIN_PERMISSIONS", "MeterRuntime", "private_data_file"]
+__all__ = ["ADMIN_PERMISSIONS", "MeterRuntime", "private_data_file", "tune_gc"]
 
 logger = logging.getLogger("meter_service")
 
@@ -63,6 +64,20 @@ def private_data_file(path: Path) -> Path:
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     return path
+
+
+def tune_gc() -> None:
+    """Make the garbage collector cheap for the ingestion path (``GC_TUNING``, on by default).
+
+    Every reading in a batch (its row, future, message, handler frame) lives until the batch
+    is committed, so with the default first-generation threshold (700 allocations) the
+    collector ran every ~100 readings and kept traversing the same survivors and the
+    long-lived startup objects (SQLAlchemy, pydantic, the app). ``gc.freeze()`` moves what
+    exists after the start out of its view; a threshold of 10,000 collects ~14x less often.
+    """
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(10_000, middle, oldest)
 
 
 class MeterRuntime:
@@ -227,6 +242,8 @@ class MeterRuntime:
             await self._seed_admin()
             if settings.simulator_enabled and settings.simulator_meters:
                 await self._start_fleet()
+            if settings.gc_tuning:
+                tune_gc()
         except BaseException:
             await stack.aclose()
             raise
