@@ -10,22 +10,28 @@ What runs, all on this machine, in one go:
    (both C: the broker alone, QoS 0), and PostgreSQL ``COPY`` of reading rows through
    asyncpg ``copy_records_to_table`` in batches of 1,000.
 2. Ingestion: service replicas (``MeterRuntime`` in child processes, one shared
-   subscription ``$share/<group>/...``, PostgreSQL in a throwaway database, the shared
-   Mosquitto under a unique topic prefix, in-memory cache and event bus) fed by a paho
-   publisher process (QoS 1, 1,000 meters) as fast as the service stores: the parent
-   keeps at most 2,000 readings per replica in flight. Configurations: 1 and 2
-   replicas, with and without ``reading.recorded`` events (``--quick``: with only). Reported: readings
+   subscription ``$share/<group>/...``, PostgreSQL in a throwaway database, in-memory
+   cache and event bus) fed by a paho publisher process (QoS 1, 1,000 meters). Unpaced
+   runs: MQTT 5, 100 in flight, as fast as the broker acknowledges (like a fleet),
+   against a private Mosquitto with :data:`SIZED_BROKER_CONF` (the documented queue
+   settings). Paced run: the shared stock Mosquitto, the parent keeping at most 2,000
+   readings per replica in flight. Configurations: 1 replica unpaced and paced
+   (``--quick``: only these), 2 replicas, events off, ``EVENTS_PER=reading`` and
+   ``GC_TUNING=false``, in ``--rounds`` interleaved rounds. Reported: readings
    stored per second in the steady state (10 %..90 % of the rows, from ``count(*)``
    samples), service CPU per reading (all replicas), the share of wall time in the
    database and in event publishing, and the end check: ``count(*)`` and
    ``count(DISTINCT device_id, ts)`` against what was published (lost / stored twice).
+   ``--profile PREFIX`` runs the first replica of the first configuration under
+   pyinstrument (``PREFIX-0.txt``).
 3. API: the app on uvicorn in this process, ``GET /api/v1/devices/{id}/readings?limit=50``
    with a bearer token from 16 concurrent tasks of another process (``--api``: this part
    alone, on 60 readings per meter written with ``COPY`` like the ingestion leaves them).
 
 Mosquitto keeps at most ``max_queued_messages`` (default 1,000) QoS 1 messages per
-subscriber beyond those in flight, so a publisher faster than the service makes the
-broker drop readings: hence the in-flight window; the end check shows any loss.
+subscriber beyond those in flight, so an unpaced publisher faster than the service
+makes a stock broker drop readings: hence the sized private broker of the unpaced runs
+and the in-flight window of the paced one; the end check shows any loss.
 The throwaway database is created and dropped by the script.
 """
 
