@@ -40,8 +40,8 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "__version__", "build_topic", "create_event_bus", "idempotent", "topic_level",
     ],
     "energy_messaging.mqtt": [
-        "DeadLetter", "DeadLetterHook", "DeviceManager", "Handler", "LastWill", "MQTTManager", "MQTTMessage",
-        "MQTTOptions", "MQTTSettings", "MQTTState", "MetricsSink", "ProtocolChoice", "Subscription",
+        "BrokerDrops", "DeadLetter", "DeadLetterHook", "DeviceManager", "Handler", "LastWill", "MQTTManager",
+        "MQTTMessage", "MQTTOptions", "MQTTSettings", "MQTTState", "MetricsSink", "ProtocolChoice", "Subscription",
         "topic_template",
     ],
     "energy_messaging.devices": [

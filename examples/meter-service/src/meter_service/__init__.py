@@ -14,7 +14,7 @@ from meter_service.__about__ import __version__
 from meter_service._app import API_PREFIX, create_app
 from meter_service._broker import EmbeddedBroker
 from meter_service._errors import CommandRejectedError
-from meter_service._ingest import READING_EVENT, IngestStats, TelemetryIngestor
+from meter_service._ingest import READING_EVENT, IngestStats, TelemetryIngestor, readings_of
 from meter_service._models import Reading, User
 from meter_service._runtime import ADMIN_PERMISSIONS, MeterRuntime
 from meter_service._schemas import TelemetryPayload
@@ -36,4 +36,5 @@ __all__ = [
     "User",
     "__version__",
     "create_app",
+    "readings_of",
 ]

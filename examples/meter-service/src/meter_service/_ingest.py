@@ -9,6 +9,12 @@ readings is stored already, writes it again with duplicate suppression and retur
 only the new ones, so only those update the cache and get an event. The number of handlers running at once
 (``INGEST_CONCURRENCY``) bounds how many readings a batch can hold.
 
+Events (``EVENTS_PER``): by default one ``reading.recorded`` event per committed batch,
+its data ``{"readings": [reading, ...]}`` (the new readings of the batch, each with
+:data:`~meter_service._repositories.READING_COLUMNS`); with ``EVENTS_PER=reading`` one
+event per reading whose data is the reading itself (the contract before batching).
+:func:`readings_of` reads both.
+
 With an outbox (``EVENTS_OUTBOX``), ``reading.recorded`` events are not published from
 here: they are added to the outbox table in a transaction right after the readings'
 commit and before the acks, with an id derived from ``(device_id, ts)``, for every
@@ -17,6 +23,8 @@ The store COPYs on its own connection, outside any SQLAlchemy session, so the tw
 commits are separate; a crash between them leaves the messages unacknowledged, the
 broker redelivers them and that batch adds the missing events. So a stored reading
 always gets its event, and no event is written for a batch that was not stored.
+``EVENTS_PER`` applies to events published from here; the outbox always holds one event
+per reading, since its idempotent ids come from the readings.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from energy_common.cache import CacheKey, CacheManager
 from energy_common.database import Database, Outbox
@@ -41,12 +49,14 @@ from energy_monitoring import MetricsRegistry
 from meter_service._repositories import READING_COLUMNS, ReadingStore
 from meter_service._schemas import TelemetryPayload
 
-__all__ = ["READING_EVENT", "IngestStats", "TelemetryIngestor", "latest_key"]
+__all__ = ["READING_EVENT", "EventsPer", "IngestStats", "TelemetryIngestor", "latest_key", "readings_of"]
 
 logger = logging.getLogger("meter_service.ingest")
 
-#: Event published on the bus for every newly stored reading.
+#: Event published on the bus for every committed batch (or every reading, ``EVENTS_PER=reading``).
 READING_EVENT = "reading.recorded"
+#: One ``reading.recorded`` per committed batch, or per stored reading.
+EventsPer = Literal["batch", "reading"]
 _EVENT_CONCURRENCY = 32
 _RETRY_MAX = 5.0
 
@@ -54,6 +64,23 @@ _RETRY_MAX = 5.0
 def latest_key(device_id: str) -> tuple[str, str]:
     """Cache key of a meter's latest reading."""
     return ("latest", device_id)
+
+
+def readings_of(data: Any) -> list[dict[str, Any]]:
+    """The readings a ``reading.recorded`` event's data carries, in either contract.
+
+    Args:
+        data: ``Event.data``: ``{"readings": [...]}`` (per batch) or one reading (per reading).
+
+    Example:
+        >>> readings_of({"readings": [{"device_id": "m1", "ts": 1}]})
+        [{'device_id': 'm1', 'ts': 1}]
+        >>> readings_of({"device_id": "m1", "ts": 1})
+        [{'device_id': 'm1', 'ts': 1}]
+    """
+    if isinstance(data, dict) and isinstance(data.get("readings"), list):
+        return list(data["readings"])
+    return [data]
 
 
 @dataclass(slots=True)
@@ -64,7 +91,8 @@ class IngestStats:
     stored: int = 0
     duplicates: int = 0
     batches: int = 0
-    events: int = 0
+    events: int = 0  # readings announced (in per-batch events or one event each)
+    event_messages: int = 0  # events published
     store_failures: int = 0
     last_batch: int = 0
     store_seconds: float = 0.0
@@ -92,6 +120,8 @@ class TelemetryIngestor:
         outbox: Write ``reading.recorded`` events to this outbox instead of publishing
             them (a relay publishes them; see the module docstring).
         event_source: CloudEvents ``source`` of the outbox events.
+        events_per: ``"batch"``: one ``reading.recorded`` per committed batch with its new
+            readings; ``"reading"``: one per stored reading (see the module docstring).
     """
 
     def __init__(
@@ -108,6 +138,7 @@ class TelemetryIngestor:
         readings: ReadingStore | None = None,
         outbox: Outbox | None = None,
         event_source: str = "urn:energy:meter-service",
+        events_per: EventsPer = "batch",
     ) -> None:
         self._db = db
         self._outbox = outbox
@@ -127,11 +158,14 @@ class TelemetryIngestor:
         self._slots = asyncio.Semaphore(flushers if db.is_postgres else 1)
         self._flushing: set[asyncio.Task[None]] = set()
         self._event_slots = asyncio.Semaphore(_EVENT_CONCURRENCY)
+        self._events_per = events_per
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.stats = IngestStats()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Start the flusher task."""
+        self._loop = asyncio.get_running_loop()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="meter-ingest-flusher")
 
@@ -171,11 +205,14 @@ class TelemetryIngestor:
             "voltage_v": payload.voltage_v,
             "energy_kwh": payload.energy_kwh,
         }
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._buffer.append((row, future))
+        loop = self._loop or asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        buffer = self._buffer
+        buffer.append((row, future))
         self.stats.received += 1
-        self._has_items.set()
-        if len(self._buffer) >= self._batch_size:
+        if len(buffer) == 1:
+            self._has_items.set()
+        if len(buffer) >= self._batch_size:
             self._full.set()
         await future
 
@@ -306,12 +343,23 @@ class TelemetryIngestor:
     async def _publish_events(self, rows: list[Row]) -> None:
         bus = self._bus
         assert bus is not None  # noqa: S101 - checked by the caller
+        if self._events_per == "batch":
+            readings = [{name: row[name] for name in READING_COLUMNS} for row in rows]
+            try:
+                await bus.publish(READING_EVENT, {"readings": readings})
+                self.stats.events += len(readings)
+                self.stats.event_messages += 1
+            except EnergyError as exc:
+                self._metrics.increment_counter("meter.events.failed")
+                logger.warning("reading.recorded event of %d readings not published: %s", len(rows), exc.message)
+            return
 
         async def publish(row: Row) -> None:
             async with self._event_slots:
                 try:
                     await bus.publish(READING_EVENT, {name: row[name] for name in READING_COLUMNS})
                     self.stats.events += 1
+                    self.stats.event_messages += 1
                 except EnergyError as exc:
                     self._metrics.increment_counter("meter.events.failed")
                     logger.warning("reading.recorded event not published: %s", exc.message)

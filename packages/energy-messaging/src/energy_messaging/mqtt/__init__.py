@@ -22,6 +22,7 @@ from energy_messaging._lazy import lazy_names
 
 if TYPE_CHECKING:
     from energy_messaging.devices._manager import DeviceManager
+    from energy_messaging.mqtt._drops import BrokerDrops
     from energy_messaging.mqtt._manager import MQTTManager
     from energy_messaging.mqtt._message import DeadLetter, MQTTMessage
     from energy_messaging.mqtt._observe import MetricsSink, topic_template
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from energy_messaging.mqtt._state import MQTTState
 
 _LAZY: dict[str, str] = {
+    "BrokerDrops": "energy_messaging.mqtt._drops",
     "DeadLetter": "energy_messaging.mqtt._message",
     "DeadLetterHook": "energy_messaging.mqtt._options",
     "Handler": "energy_messaging.mqtt._router",
@@ -47,6 +49,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "BrokerDrops",
     "DeadLetter",
     "DeadLetterHook",
     "DeviceManager",

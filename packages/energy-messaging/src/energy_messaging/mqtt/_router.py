@@ -108,6 +108,8 @@ class Router:
         self.filters: dict[str, BrokerFilter] = {}
         self._by_id: dict[int, BrokerFilter] = {}
         self._cache: dict[str, Routes] = {}
+        # MQTT 5: routes by (topic, subscription identifiers the broker named); () = none found.
+        self._id_cache: dict[tuple[str, tuple[int, ...]], Routes] = {}
         self.version = 0
         self.on_change: Callable[[], None] | None = None
 
@@ -144,6 +146,7 @@ class Router:
 
     def _changed(self) -> None:
         self._cache.clear()
+        self._id_cache.clear()
         self.version += 1
         if self.on_change is not None:
             self.on_change()
@@ -157,18 +160,15 @@ class Router:
         against every filter.
         """
         if identifiers:
-            found: list[tuple[Subscription, dict[str, str]]] = []
-            by_id = self._by_id
-            for identifier in identifiers:
-                entry = by_id.get(identifier)
-                if entry is None:
-                    continue
-                for sub in entry.subscriptions:
-                    params = sub.pattern.match(topic)
-                    if params is not None:
-                        found.append((sub, params))
-            if found:
-                return tuple(found)
+            key = (topic, tuple(identifiers))
+            named = self._id_cache.get(key)
+            if named is None:
+                named = self._named_routes(topic, identifiers)
+                if len(self._id_cache) >= _CACHE_LIMIT:
+                    self._id_cache.clear()
+                self._id_cache[key] = named
+            if named:
+                return named
         cached = self._cache.get(topic)
         if cached is None:
             cached = tuple(
@@ -181,3 +181,16 @@ class Router:
                 self._cache.clear()
             self._cache[topic] = cached
         return cached
+
+    def _named_routes(self, topic: str, identifiers: list[int]) -> Routes:
+        found: list[tuple[Subscription, dict[str, str]]] = []
+        by_id = self._by_id
+        for identifier in identifiers:
+            entry = by_id.get(identifier)
+            if entry is None:
+                continue
+            for sub in entry.subscriptions:
+                params = sub.pattern.match(topic)
+                if params is not None:
+                    found.append((sub, params))
+        return tuple(found)
