@@ -12,7 +12,7 @@ import json
 import secrets
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ from energy_messaging.dynsec import (
 from energy_messaging.errors import MessagingConnectionError, MessagingError, PublishError
 
 pytestmark = pytest.mark.mqtt
+
+WaitUntil = Callable[..., Awaitable[None]]
 
 PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
 
@@ -131,7 +133,7 @@ class Broker:
 def dynsec_broker(mosquitto_factory: Callable[..., Any], tmp_path: Path) -> Broker:
     """A private Mosquitto with the dynamic-security plugin and one admin client; anonymous refused."""
     if not PLUGIN.exists():
-        from tests.conftest import unavailable  # noqa: PLC0415
+        from tests.conftest import unavailable
 
         unavailable(f"the dynamic-security plugin is not installed at {PLUGIN}")
     password = secrets.token_urlsafe(24)
@@ -188,7 +190,9 @@ async def test_refused_command_raises_typed_error(sync: DynamicSecuritySync) -> 
         await sync.sync_device("meter-x", "operator")
 
 
-async def test_meter_is_confined_to_its_own_topics(dynsec_broker: Broker, sync: DynamicSecuritySync) -> None:
+async def test_meter_is_confined_to_its_own_topics(
+    dynsec_broker: Broker, sync: DynamicSecuritySync, wait_until: WaitUntil
+) -> None:
     """Meter A cannot publish as B or subscribe to devices/# or B's commands; its own traffic flows."""
     secret_a, secret_b, service_pw = (secrets.token_urlsafe(24) for _ in range(3))
     await sync.sync_device("meter-a", "meter", password=secret_a)
@@ -218,16 +222,14 @@ async def test_meter_is_confined_to_its_own_topics(dynsec_broker: Broker, sync: 
             with pytest.raises(MessagingError, match="refused the subscription"):
                 await meter_a.subscribe(topic_filter, collect)
         await service.publish("devices/meter-a/commands", {"command": "ping"})
-        async with asyncio.timeout(5):
-            while not commands or not seen:
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: commands and seen, within=5)
         await asyncio.sleep(0.3)  # time for a wrongly delivered message to show up
     assert seen == [("devices/meter-a/telemetry", {"power_w": 1})]
     assert commands == [{"command": "ping"}]
 
 
 async def test_revoked_device_is_disconnected_and_cannot_reconnect(
-    dynsec_broker: Broker, sync: DynamicSecuritySync
+    dynsec_broker: Broker, sync: DynamicSecuritySync, wait_until: WaitUntil
 ) -> None:
     """Disabling a device (revocation) kicks its open connection and refuses every later login."""
     secret = secrets.token_urlsafe(24)
@@ -235,9 +237,7 @@ async def test_revoked_device_is_disconnected_and_cannot_reconnect(
     async with dynsec_broker.client("meter-a", secret, client_id="meter-a") as meter:
         assert meter.is_connected
         await sync(_Event("revoked", "meter-a", "meter"))
-        async with asyncio.timeout(5):
-            while meter.is_connected:
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: not meter.is_connected, within=5)
         await asyncio.sleep(0.5)  # reconnect attempts run meanwhile
         assert not meter.is_connected
         assert meter.state.reconnect_count == 0
@@ -282,7 +282,7 @@ def _raw_connect(host: str, port: int, username: bytes, password: bytes | None) 
     with socket.create_connection((host, port), timeout=5) as sock:
         sock.sendall(_connect_packet(username, password))
         data = b""
-        while len(data) < 4:  # noqa: PLR2004 - a CONNACK is four bytes
+        while len(data) < 4:
             chunk = sock.recv(4 - len(data))
             if not chunk:
                 return None
@@ -317,7 +317,7 @@ async def test_hostile_logins_are_refused(
 
 
 async def test_password_provider_is_called_before_every_connect(
-    dynsec_broker: Broker, sync: DynamicSecuritySync
+    dynsec_broker: Broker, sync: DynamicSecuritySync, wait_until: WaitUntil
 ) -> None:
     """A password provider gives the password of each (re)connect: a changed password is picked up on reconnect."""
     passwords = [secrets.token_urlsafe(24) for _ in range(2)]
@@ -335,9 +335,7 @@ async def test_password_provider_is_called_before_every_connect(
         await sync.client.call("setClientPassword", username="svc:ingest", password=passwords[1])
         await sync.client.call("disableClient", username="svc:ingest")  # kicks the connection
         await sync.client.call("enableClient", username="svc:ingest")
-        async with asyncio.timeout(10):
-            while service.state.reconnect_count < 1 or not service.is_connected:
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: service.state.reconnect_count >= 1 and service.is_connected, within=10)
         assert calls >= 2
 
 
@@ -354,7 +352,7 @@ async def test_failing_password_provider_is_a_failed_connect(dynsec_broker: Brok
 
 def test_password_and_provider_are_exclusive() -> None:
     """Giving both a fixed password and a provider is an options error naming the option."""
-    from energy_messaging.errors import MQTTOptionsError  # noqa: PLC0415
+    from energy_messaging.errors import MQTTOptionsError
 
     async def provider() -> str:
         return "x"
