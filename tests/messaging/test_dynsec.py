@@ -242,7 +242,7 @@ async def test_revoked_device_is_disconnected_and_cannot_reconnect(
         assert not meter.is_connected
         assert meter.state.reconnect_count == 0
     with pytest.raises(MessagingConnectionError):
-        await dynsec_broker.client("meter-a", secret).connect()
+        await dynsec_broker.client("meter-a", secret, connect_timeout=1.0).connect()
 
 
 async def test_rotated_secret_replaces_the_old_one(dynsec_broker: Broker, sync: DynamicSecuritySync) -> None:
@@ -255,10 +255,10 @@ async def test_rotated_secret_replaces_the_old_one(dynsec_broker: Broker, sync: 
     async with dynsec_broker.client("meter-a", new) as meter:
         assert meter.is_connected
     with pytest.raises(MessagingConnectionError):
-        await dynsec_broker.client("meter-a", old).connect()
+        await dynsec_broker.client("meter-a", old, connect_timeout=1.0).connect()
     await sync(_Event("deleted", "meter-a", None))
     with pytest.raises(MessagingConnectionError):
-        await dynsec_broker.client("meter-a", new).connect()
+        await dynsec_broker.client("meter-a", new, connect_timeout=1.0).connect()
 
 
 def _connect_packet(username: bytes, password: bytes | None) -> bytes:
