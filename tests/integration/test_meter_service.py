@@ -321,6 +321,9 @@ async def test_two_replicas_on_a_shared_subscription_store_every_reading_once(
     meters, per_meter = 20, 15
     prefix = f"r{uuid.uuid4().hex[:6]}-"
     async with MeterRuntime(first) as one, MeterRuntime(second) as two:
+        for replica in (one, two):  # in-memory registries: only registered meters are ingested
+            for meter in range(meters):
+                await replica.devices.register_device(f"{prefix}{meter}", "meter")
         async with MQTTManager(one.mqtt.host, one.mqtt.port) as publisher:
             base = int(time.time() * 1000)
             root = first.mqtt_topic_root

@@ -244,7 +244,9 @@ class MeterRuntime:
             topic_root=settings.mqtt_topic_root,
             interval=settings.simulator_interval,
             protocol=self.mqtt_protocol,
-            passwords=passwords,
+            # amqtt (the embedded broker) refuses any username it has no password file for, and
+            # enforces nothing anyway: there the meters log in anonymously (the banner says so).
+            passwords=None if self.broker is not None else passwords,
         )
         await self.fleet.start()
         self._stack.push_async_callback(self.fleet.stop)
