@@ -371,6 +371,8 @@ async def test_a_batch_with_redelivered_readings_stores_and_announces_only_the_n
     async with running(settings) as svc:
         stats = svc.runtime.ingestor.stats
         base = int(time.time() * 1000)
+        for meter in (0, 1):  # only registered meters are ingested
+            await svc.runtime.devices.register_device(f"{prefix}{meter}", "meter")
         async with svc.mqtt_client() as publisher:
 
             async def send(numbers: range) -> None:
