@@ -56,8 +56,8 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "MAX_TOPIC_BYTES", "TopicPattern", "build_topic", "topic_level", "validate_topic", "validate_topic_filter",
     ],
     "energy_messaging.dynsec": [
-        "CONTROL_TOPIC", "CredentialChange", "DEFAULT_ACL_ACCESS", "DynamicSecurityClient", "DynamicSecurityError",
-        "DynamicSecuritySync", "RESPONSE_TOPIC", "acl_changes", "bootstrap_config", "client_role_name",
+        "CONTROL_TOPIC", "DEFAULT_ACL_ACCESS", "RESPONSE_TOPIC", "CredentialChange", "DynamicSecurityClient",
+        "DynamicSecurityError", "DynamicSecuritySync", "acl_changes", "bootstrap_config", "client_role_name",
         "fill_pattern", "role_acls",
     ],
     "energy_messaging.health": ["MQTTHealthCheck"],

@@ -46,12 +46,12 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "CONTROL_TOPIC",
-    "CredentialChange",
     "DEFAULT_ACL_ACCESS",
+    "RESPONSE_TOPIC",
+    "CredentialChange",
     "DynamicSecurityClient",
     "DynamicSecurityError",
     "DynamicSecuritySync",
-    "RESPONSE_TOPIC",
     "acl_changes",
     "bootstrap_config",
     "client_role_name",
