@@ -75,7 +75,7 @@ async def test_registration_flow_on_dynamic_security(dynsec_mosquitto: tuple[Any
     async with app.router.lifespan_context(app):
         runtime = app.state.meter
         assert runtime.mqtt.is_connected
-        assert runtime.mqtt.options.username == "svc:meter-service"
+        assert runtime.mqtt.options.username == f"svc:service:{runtime.mqtt.client_id}"
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://meter.test", timeout=30) as client:
             login = {"username": "admin", "password": "correct horse battery staple"}

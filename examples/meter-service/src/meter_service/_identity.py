@@ -7,7 +7,7 @@
   service's topic root, plus the service's right to publish its dead letters.
 * Broker: with ``MQTT_DYNSEC_ADMIN_USERNAME``/``_PASSWORD`` (Mosquitto 2 with dynamic
   security) every credential change is synced into the broker, and the service gets a
-  broker client of its own (``svc:<SERVICE_NAME>``, a random password per process).
+  broker client per replica (``svc:service:<client id>``, a random password per process).
   With ``MQTT_SERVICE_TOKEN_SECRET`` (a broker that authenticates through energy-auth's
   HTTP endpoint, EMQX / mosquitto-go-auth) the service logs in as ``svc:<SERVICE_NAME>``
   with a fresh short-lived JWT before every (re)connect.
@@ -107,11 +107,16 @@ class DeviceIdentity:
         self._tokens: TokenManager | None = None
         if settings.mqtt_service_token_secret is not None:
             self._tokens = TokenManager(settings.mqtt_service_token_secret.get_secret_value(), audience="mqtt")
+        # A fixed id: dynsec binds the service's client to it ({client_id} of its ACLs).
+        self.client_id = settings.mqtt_client_id or f"{settings.service_name}-{os.urandom(4).hex()}"
 
     @property
     def service_username(self) -> str | None:
         """The service's broker username (``svc:<name>``) when it logs in as a service client."""
-        if self.settings.mqtt_dynsec_enabled or self._tokens is not None:
+        if self.settings.mqtt_dynsec_enabled:
+            # One dynsec client per replica (a client has one password): svc:service:<client id>.
+            return service_username(self.client_id, "service")
+        if self._tokens is not None:
             return service_username(self.settings.service_name)
         return None
 
@@ -123,8 +128,7 @@ class DeviceIdentity:
         return {
             "username": self.service_username,
             "password_provider": self.service_password,  # called before every (re)connect
-            # A fixed id: dynsec binds the service's client to it ({client_id} of its ACLs).
-            "client_id": client_id or f"{self.settings.service_name}-{os.urandom(4).hex()}",
+            "client_id": self.client_id,
         }
 
     async def service_password(self) -> str:
