@@ -160,7 +160,7 @@ PUBLIC_ERROR_MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("energy-common", ("energy_common.exceptions", "energy_common.health")),
     ("energy-auth", ("energy_auth", "energy_auth.devices")),
     ("energy-monitoring", ("energy_monitoring.metrics", "energy_monitoring.tracing")),
-    ("energy-messaging", ("energy_messaging.errors", "energy_messaging.events")),
+    ("energy-messaging", ("energy_messaging.errors", "energy_messaging.events", "energy_messaging.dynsec")),
 )
 
 #: The placeholder in a page that the hook replaces with the table.

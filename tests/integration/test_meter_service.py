@@ -321,6 +321,9 @@ async def test_two_replicas_on_a_shared_subscription_store_every_reading_once(
     meters, per_meter = 20, 15
     prefix = f"r{uuid.uuid4().hex[:6]}-"
     async with MeterRuntime(first) as one, MeterRuntime(second) as two:
+        for replica in (one, two):  # in-memory registries: only registered meters are ingested
+            for meter in range(meters):
+                await replica.devices.register_device(f"{prefix}{meter}", "meter")
         async with MQTTManager(one.mqtt.host, one.mqtt.port) as publisher:
             base = int(time.time() * 1000)
             root = first.mqtt_topic_root
@@ -368,6 +371,8 @@ async def test_a_batch_with_redelivered_readings_stores_and_announces_only_the_n
     async with running(settings) as svc:
         stats = svc.runtime.ingestor.stats
         base = int(time.time() * 1000)
+        for meter in (0, 1):  # only registered meters are ingested
+            await svc.runtime.devices.register_device(f"{prefix}{meter}", "meter")
         async with svc.mqtt_client() as publisher:
 
             async def send(numbers: range) -> None:

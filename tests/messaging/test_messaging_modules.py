@@ -57,6 +57,11 @@ PUBLIC_ALL: dict[str, list[str]] = {
     "energy_messaging.topics": [
         "MAX_TOPIC_BYTES", "TopicPattern", "build_topic", "topic_level", "validate_topic", "validate_topic_filter",
     ],
+    "energy_messaging.dynsec": [
+        "CONTROL_TOPIC", "DEFAULT_ACL_ACCESS", "RESPONSE_TOPIC", "CredentialChange", "DynamicSecurityClient",
+        "DynamicSecurityError", "DynamicSecuritySync", "acl_changes", "bootstrap_config", "client_role_name",
+        "fill_pattern", "role_acls",
+    ],
     "energy_messaging.health": ["MQTTHealthCheck"],
     "energy_messaging.simulator": ["CommandFunction", "DeviceSimulator"],
     "energy_messaging.deadletters": [

@@ -81,7 +81,10 @@ def banner(settings: MeterSettings, runtime: MeterRuntime, base: str, *, fresh_d
     shown = password if password is not None else "$ADMIN_PASSWORD"
     origin = "generated for this run; set ADMIN_PASSWORD to choose it" if password else "from ADMIN_PASSWORD"
     if runtime.broker is not None:
-        mqtt = f"embedded amqtt broker on {runtime.broker.host}:{runtime.broker.port} (MQTT 3.1.1)"
+        mqtt = (
+            f"embedded amqtt broker on {runtime.broker.host}:{runtime.broker.port} (MQTT 3.1.1; NOT enforced "
+            "there: logins and per-meter topics; the service still drops unregistered meters and forged replies)"
+        )
     else:
         mqtt = f"{redact_url(settings.mqtt_url or '')} (MQTT {runtime.mqtt.protocol})"
     engines = "Redis " + redact_url(settings.redis_url) if settings.redis_url else "in-memory"

@@ -3,6 +3,7 @@
 from typing import Annotated, Any
 
 from energy_auth import Principal
+from energy_auth.devices import validate_device_id
 from energy_auth.fastapi import require_permission
 from energy_common.apidocs import error_responses
 from energy_common.responses import APIResponse, PaginatedResponse
@@ -14,7 +15,15 @@ from fastapi import status as http_status
 from meter_service._errors import CLIENT_COMMAND_ERRORS, CommandRejectedError
 from meter_service._ingest import latest_key
 from meter_service._runtime import MeterRuntime
-from meter_service._schemas import CommandRequest, CommandResult, DeviceIn, DeviceOut, ReadingOut
+from meter_service._schemas import (
+    CommandRequest,
+    CommandResult,
+    DeviceCredentialsOut,
+    DeviceIn,
+    DeviceOut,
+    DeviceRegistered,
+    ReadingOut,
+)
 from meter_service._security import get_runtime, limited_permission
 from meter_service._settings import MeterSettings
 
@@ -67,10 +76,19 @@ def devices_router(settings: MeterSettings) -> APIRouter:
     @router.post("", status_code=http_status.HTTP_201_CREATED, responses=error_responses(400, 413, 429))
     async def register(
         body: DeviceIn, runtime: Runtime, _user: Annotated[Principal, Depends(write)]
-    ) -> APIResponse[DeviceOut]:
-        """Register (or re-register) a meter."""
+    ) -> APIResponse[DeviceRegistered]:
+        """Register (or re-register) a meter; the first registration returns its MQTT credentials, once.
+
+        The meter logs in with username = its id, this password and client id = its id.
+        Only an argon2id hash is kept: a lost password means deleting and registering again.
+        """
+        validate_device_id(body.device_id)  # the credential's rule (no ':'), before anything is stored
         device = await runtime.devices.register_device(body.device_id, body.device_type, metadata=body.metadata)
-        return APIResponse.success(await device_out(runtime, device), message="Device registered")
+        secret = await runtime.identity.issue(body.device_id)
+        out = DeviceRegistered(**(await device_out(runtime, device)).model_dump())
+        if secret is not None:
+            out.credentials = DeviceCredentialsOut(username=body.device_id, password=secret, client_id=body.device_id)
+        return APIResponse.success(out, message="Device registered")
 
     @router.get("", dependencies=[_read])
     async def list_devices(
@@ -105,6 +123,7 @@ def devices_router(settings: MeterSettings) -> APIRouter:
     ) -> APIResponse[None]:
         """Remove a meter from the registry (its readings stay)."""
         await runtime.devices.unregister_device(device_id)
+        await runtime.identity.forget(device_id)  # its credential (and broker client) go too
         return APIResponse.success(None, message="Device removed")
 
     @router.post("/{device_id}/commands", responses=error_responses(400, 404, 409, 413, 429, 502, 504))

@@ -1,7 +1,9 @@
 """The service's resources, built from settings and owned by one async context manager.
 
-Start order: embedded broker → database → cache and rate limiter → event bus → MQTT
-(ingestion subscription, device manager) → admin user → simulated meters. Stop runs in
+Start order: embedded broker → database → cache and rate limiter → event bus → device
+identity (credential store; dynsec admin and the service's own broker client) → MQTT
+(ingestion subscription guarded by the device registry, device manager) → admin user →
+simulated meters (each with its own credentials). Stop runs in
 reverse: the meters go offline, MQTT drains its handlers (each waits for its batch to
 be committed, so nothing is acknowledged unstored), the last batch is flushed, and the
 rest is closed.
@@ -23,7 +25,7 @@ from energy_auth import PasswordHasher, TokenManager
 from energy_common.cache import CacheManager, RateLimitCache, create_cache
 from energy_common.database import Base, Database, Outbox
 from energy_common.health import CallableHealthCheck, DatabaseHealthCheck, HealthChecker
-from energy_messaging import DeadLetter, DeviceManager, MQTTHealthCheck, MQTTManager
+from energy_messaging import DeadLetter, DeviceManager, MQTTHealthCheck, MQTTManager, MQTTMessage
 from energy_messaging.devices import Command, DeviceRegistry, InMemoryDeviceRegistry
 from energy_messaging.errors import MessagingError
 from energy_messaging.events import Event, EventBus, create_event_bus
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 
 import meter_service._models  # noqa: F401 - registers the tables on Base.metadata
 from meter_service._broker import EmbeddedBroker
+from meter_service._identity import DeviceIdentity
 from meter_service._ingest import READING_EVENT, TelemetryIngestor, readings_of
 from meter_service._repositories import ReadingStore, UserRepository
 from meter_service._schemas import TelemetryPayload
@@ -146,12 +149,11 @@ class MeterRuntime:
         self.mqtt_protocol = protocol
         self.dead_letters = 0
         root = settings.mqtt_topic_root
+        self.identity = DeviceIdentity(settings, self.db, self._redis)
         self.mqtt = MQTTManager(
             host,
             port,
-            username=user,
-            password=password,
-            client_id=settings.mqtt_client_id,
+            **self.identity.mqtt_login(user, password),
             protocol=protocol,  # type: ignore[arg-type]
             tls=tls,
             handler_concurrency=settings.ingest_concurrency,
@@ -258,7 +260,9 @@ class MeterRuntime:
                 await stack.enter_async_context(self.relay)
             await self.ingestor.start()
             stack.push_async_callback(self.ingestor.aclose)
-            await self.mqtt.subscribe(self.telemetry_filter, self.ingestor.handle, qos=1, model=TelemetryPayload)
+            stack.push_async_callback(self.identity.aclose)
+            await self.identity.start(self.mqtt.client_id)
+            await self.mqtt.subscribe(self.telemetry_filter, self._ingest, qos=1, model=TelemetryPayload)
             await self.mqtt.connect()
             stack.push_async_callback(self.mqtt.disconnect)
             await self._watch_broker_drops()
@@ -290,8 +294,10 @@ class MeterRuntime:
     async def _start_fleet(self) -> None:
         settings = self.settings
         ids = [f"{settings.simulator_id_prefix}{index:03d}" for index in range(1, settings.simulator_meters + 1)]
+        passwords = {}
         for device_id in ids:
             await self.devices.register_device(device_id, "meter", metadata={"simulated": True})
+            passwords[device_id] = await self.identity.issue_or_rotate(device_id)
         self.fleet = MeterFleet(
             ids,
             self.mqtt.host,
@@ -299,6 +305,9 @@ class MeterRuntime:
             topic_root=settings.mqtt_topic_root,
             interval=settings.simulator_interval,
             protocol=self.mqtt_protocol,
+            # amqtt (the embedded broker) refuses any username it has no password file for, and
+            # enforces nothing anyway: there the meters log in anonymously (the banner says so).
+            passwords=None if self.broker is not None else passwords,
         )
         await self.fleet.start()
         self._stack.push_async_callback(self.fleet.stop)
@@ -352,6 +361,12 @@ class MeterRuntime:
     # ------------------------------------------------------------------ hooks
     def _on_broker_drops(self, count: int) -> None:
         self.metrics.increment_counter("mqtt.broker_dropped", count)
+
+    async def _ingest(self, message: MQTTMessage) -> None:
+        # Only registered meters reach the store: the broker may not enforce (the embedded
+        # one does not), and MQTT names no sender; unknown ones are `unknown_device` dead letters.
+        if await self.devices.accept_telemetry(message):
+            await self.ingestor.handle(message)
 
     def _on_dead_letter(self, letter: DeadLetter) -> None:
         self.dead_letters += 1  # the demo's summary line; the metric is energy-messaging's

@@ -14,8 +14,10 @@ __all__ = [
     "CommandRequest",
     "CommandResult",
     "DaySummary",
+    "DeviceCredentialsOut",
     "DeviceIn",
     "DeviceOut",
+    "DeviceRegistered",
     "ReadingOut",
     "SeriesPoint",
     "TelemetryPayload",
@@ -114,6 +116,20 @@ class DeviceOut(BaseModel):
     last_seen: float | None = None
     registered_at: float
     latest: ReadingOut | None = None
+
+
+class DeviceCredentialsOut(BaseModel):
+    """A meter's MQTT login, returned once at registration (only a hash is stored)."""
+
+    username: str
+    password: str
+    client_id: str
+
+
+class DeviceRegistered(DeviceOut):
+    """A newly registered meter; ``credentials`` only the first time (None on a re-registration)."""
+
+    credentials: DeviceCredentialsOut | None = None
 
 
 class DaySummary(BaseModel):

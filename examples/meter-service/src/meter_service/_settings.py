@@ -103,6 +103,14 @@ class MeterSettings(Settings):
     # At least 0.1 s: a meter cannot answer over MQTT faster (5e-324 was accepted).
     command_timeout: float = Field(default=10, ge=0.1, le=120)
 
+    # Device identity (see _identity.py): where meter credentials live, how the service logs in
+    device_credentials_store: Literal["auto", "sql", "redis", "memory"] = "auto"  # auto: Redis with REDIS_URL
+    # Mosquitto 2 with dynamic security: an admin client the service syncs meters (and itself) through.
+    mqtt_dynsec_admin_username: str | None = None
+    mqtt_dynsec_admin_password: SecretStr | None = None
+    # A broker authenticating through energy-auth's HTTP endpoint: sign the service's short-lived JWTs.
+    mqtt_service_token_secret: SecretStr | None = None
+
     # Telemetry
     tracing_exporter: TracingExporter = "console"
     tracing_sample_ratio: float = Field(default=1.0, ge=0, le=1)
@@ -121,7 +129,18 @@ class MeterSettings(Settings):
             raise ValueError("JWT_SECRET_KEY is required when ENVIRONMENT=production")
         if self.mqtt_url is not None:
             MQTTAddress(self.mqtt_url)
+        if (self.mqtt_dynsec_admin_username is None) != (self.mqtt_dynsec_admin_password is None):
+            raise ValueError("MQTT_DYNSEC_ADMIN_USERNAME and MQTT_DYNSEC_ADMIN_PASSWORD go together")
+        if self.mqtt_dynsec_enabled and self.mqtt_url is None:
+            raise ValueError("MQTT_DYNSEC_ADMIN_* needs MQTT_URL (the embedded amqtt broker has no dynamic security)")
+        if self.mqtt_dynsec_enabled and self.mqtt_service_token_secret is not None:
+            raise ValueError("Use MQTT_DYNSEC_ADMIN_* or MQTT_SERVICE_TOKEN_SECRET, not both")
         return self
+
+    @property
+    def mqtt_dynsec_enabled(self) -> bool:
+        """Whether the service syncs credentials into Mosquitto's dynamic security."""
+        return self.mqtt_dynsec_admin_username is not None
 
     @property
     def embedded_broker(self) -> bool:

@@ -24,6 +24,7 @@ class MeterFleet:
         topic_root: Root of the device topics.
         interval: Seconds between two readings of one meter.
         protocol: MQTT protocol of the simulators (``"3.1.1"`` on the embedded broker).
+        passwords: Each meter's secret: it logs in with its own credentials (username = its id).
     """
 
     def __init__(
@@ -35,6 +36,7 @@ class MeterFleet:
         topic_root: str = "devices",
         interval: float = 1.0,
         protocol: str = "auto",
+        passwords: dict[str, str] | None = None,
     ) -> None:
         self.meters = [
             DeviceSimulator(
@@ -45,6 +47,7 @@ class MeterFleet:
                 interval=interval,
                 protocol=protocol,
                 commands={"read_meter": self._logged(device_id)},
+                password=(passwords or {}).get(device_id),
             )
             for device_id in device_ids
         ]

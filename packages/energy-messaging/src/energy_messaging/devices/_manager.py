@@ -43,6 +43,7 @@ OfflinePolicy = Literal["fail", "wait", "send"]
 
 _TOUCH_INTERVAL = 1.0  # seconds between last-seen writes per device
 _EARLY_STATUS_LIMIT = 10_000  # status messages kept for devices not registered yet
+_KNOWN_TTL = 2.0  # seconds a registered device id is trusted without a registry read (accept_telemetry)
 
 
 class DeviceManager:
@@ -59,7 +60,15 @@ class DeviceManager:
         route_telemetry: Subscribe to the telemetry filter and route messages to the
             telemetry handlers. Pass False when the service ingests telemetry through its
             own subscription (e.g. a ``$share/<group>/`` one), so every replica does not
-            also receive every message.
+            also receive every message; guard that subscription with :meth:`accept_telemetry`.
+
+    Only what comes from registered devices on their own topics reaches the application
+    (MQTT carries no sender identity on a PUBLISH, so the topic names the device; the
+    broker's ACLs make the name true): telemetry and status of an unregistered device
+    become dead letters ``unknown_device``; a reply whose command id is not an
+    outstanding command of this manager becomes ``unknown_command``, one that arrives on
+    another device's reply topic ``wrong_device``. Each is counted in
+    ``mqtt.state.dead_letter_reasons`` and never applied.
 
     Example:
         >>> async def main(mqtt: MQTTManager) -> None:  # doctest: +SKIP
@@ -90,6 +99,8 @@ class DeviceManager:
         self._route_telemetry = route_telemetry
         self._handlers: dict[str, TelemetryHandler] = {}
         self._pending: dict[str, asyncio.Future[tuple[bool, Any]]] = {}
+        self._pending_devices: dict[str, str] = {}  # command id -> the device it was sent to
+        self._known: dict[str, float] = {}  # device id -> monotonic time its registration was last read
         self._online_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._touched: dict[str, float] = {}
         self._extra_topics: dict[str, str] = {}
@@ -145,6 +156,7 @@ class DeviceManager:
             device.status, device.status_seq, device.last_seen = current.status, current.status_seq, current.last_seen
             device.registered_at = current.registered_at
         await self.registry.add(device)
+        self._known[device_id] = time.monotonic()
         early = self._early_status.pop(device_id, None)
         if early is not None and await self.registry.set_status(device_id, early.status, early.seq, time.time()):
             device.status, device.status_seq = early.status, early.seq
@@ -160,6 +172,7 @@ class DeviceManager:
         Raises:
             ResourceNotFoundError: If it is not registered.
         """
+        self._known.pop(device_id, None)
         if not await self.registry.remove(device_id):
             raise ResourceNotFoundError("Device", device_id)
 
@@ -179,13 +192,42 @@ class DeviceManager:
         return await self.registry.list(device_type, status)
 
     # ------------------------------------------------------------------ incoming
+    async def accept_telemetry(self, message: MQTTMessage) -> bool:
+        """Tell whether a telemetry message comes from a registered device; dead-letter it if not.
+
+        For services that ingest telemetry through their own subscription
+        (``route_telemetry=False``): call it first in the handler and drop the message
+        when it returns False. The device is named by the ``device_id`` parameter of the
+        filter (``{root}/{device_id}/telemetry``) or by an extra topic given at
+        registration. A positive answer is trusted for 2 s without a registry read (a
+        device unregistered on another replica is refused at most that much later).
+        """
+        device_id = message.params.get("device_id") or self._extra_topics.get(message.topic)
+        if device_id is None:
+            self._refuse(message, "unknown_device", "the topic names no device")
+            return False
+        now = time.monotonic()
+        if now - self._known.get(device_id, -_KNOWN_TTL) < _KNOWN_TTL:
+            return True
+        if await self.registry.get(device_id) is None:
+            self._known.pop(device_id, None)
+            self._refuse(message, "unknown_device", f"device {device_id!r} is not registered")
+            return False
+        if len(self._known) >= _EARLY_STATUS_LIMIT:
+            self._known.clear()
+        self._known[device_id] = now
+        return True
+
+    def _refuse(self, message: MQTTMessage, reason: str, detail: str) -> None:
+        self.mqtt.dead_letter(DeadLetter(message.topic, message.raw, reason, detail))
+
     async def _telemetry(self, message: MQTTMessage) -> None:
         device_id = message.params.get("device_id") or self._extra_topics.get(message.topic)
         if device_id is None:
             return
         device = await self.registry.get(device_id)
         if device is None:
-            logger.debug("telemetry from unregistered device %s ignored", device_id)
+            self._refuse(message, "unknown_device", f"device {device_id!r} is not registered")
             return
         now = time.time()
         if now - self._touched.get(device_id, 0.0) >= _TOUCH_INTERVAL:
@@ -205,6 +247,9 @@ class DeviceManager:
             return
         if not await self.registry.set_status(device_id, update.status, update.seq, time.time()):
             if await self.registry.get(device_id) is None:
+                # Not applied, and counted; the latest one is remembered (bounded) so that a
+                # registration right after the retained status arrived still starts right.
+                self._refuse(message, "unknown_device", f"device {device_id!r} is not registered")
                 if len(self._early_status) >= _EARLY_STATUS_LIMIT:
                     self._early_status.pop(next(iter(self._early_status)))
                 self._early_status[device_id] = update
@@ -229,8 +274,17 @@ class DeviceManager:
                 self.mqtt.dead_letter(DeadLetter(message.topic, message.raw, "validation_error", str(exc)))
                 return
             command_id, ok, value = data.decode(errors="replace"), True, message.payload
+        target = self._pending_devices.get(command_id)
+        if target is None:
+            self._refuse(message, "unknown_command", "no outstanding command of this manager has that id")
+            return
+        if target != message.params.get("device_id"):
+            self._refuse(message, "wrong_device", "the command was sent to another device")
+            return
         future = self._pending.get(command_id)
-        if future is not None and not future.done():
+        if future is None:  # the reply of a fire-and-forget command: consumed
+            self._pending_devices.pop(command_id, None)
+        elif not future.done():
             future.set_result((ok, value))
 
     # ------------------------------------------------------------------ commands
@@ -291,6 +345,9 @@ class DeviceManager:
         future: asyncio.Future[tuple[bool, Any]] = asyncio.get_running_loop().create_future()
         if wait:
             self._pending[cmd.command_id] = future
+        elif len(self._pending_devices) >= _EARLY_STATUS_LIMIT:  # fire-and-forget ids wait for a reply, bounded
+            self._pending_devices.pop(next(iter(self._pending_devices)))
+        self._pending_devices[cmd.command_id] = device_id
         try:
             expires_at = now_ms() + int(timeout * 1000)
             await self.mqtt.publish(
@@ -311,7 +368,9 @@ class DeviceManager:
                     f"Device '{device_id}' did not answer {command!r} within {timeout:g} s.", details
                 ) from None
         finally:
-            self._pending.pop(cmd.command_id, None)
+            if wait:
+                self._pending.pop(cmd.command_id, None)
+                self._pending_devices.pop(cmd.command_id, None)
         if ok:
             cmd.result = value
             await self._transition(cmd, "succeeded")

@@ -38,6 +38,8 @@ class DeviceSimulator:
         protocol: ``"auto"``, ``"5"`` or ``"3.1.1"``.
         commands: Extra or replacement command functions by name.
         client_id: MQTT client id (defaults to ``sim-<device_id>``).
+        password: The device's secret; given, the simulator logs in with its own
+            credentials (username = device id), as a provisioned meter does.
 
     Example:
         >>> async def main() -> None:  # doctest: +SKIP
@@ -56,6 +58,7 @@ class DeviceSimulator:
         protocol: ProtocolChoice | str = "auto",
         commands: dict[str, CommandFunction] | None = None,
         client_id: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.device_id = topic_level(device_id, name="device_id")
         self.topics = DeviceTopics(topic_root)
@@ -75,6 +78,9 @@ class DeviceSimulator:
             host,
             port,
             client_id=client_id or f"sim-{device_id}",
+            # Its own credentials (username = device id, password = the secret) when given.
+            username=device_id if password is not None else None,
+            password=password,
             protocol=cast("ProtocolChoice", protocol),  # MQTTManager checks the value
             will=self._will,
             on_connect=self._announce,

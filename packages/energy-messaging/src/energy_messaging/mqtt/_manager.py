@@ -56,6 +56,10 @@ class MQTTManager:
     Keyword Args:
         username: Optional user name.
         password: Optional password (never logged).
+        password_provider: ``async () -> str`` called before every connection attempt
+            (the first and each reconnect) for the password, instead of ``password``: a
+            service's short-lived JWT is then fresh on every reconnect. If it raises, the
+            attempt counts as a failed connect (logged, retried with backoff).
         client_id: Client identifier. Give a stable one to keep the persistent session
             (and the QoS 1 messages queued for it) across process restarts; by default a
             random id is used and its session is dropped on a clean ``disconnect()``.

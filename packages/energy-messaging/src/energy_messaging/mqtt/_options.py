@@ -17,10 +17,13 @@ from energy_messaging._topics import validate_topic
 from energy_messaging.mqtt._message import DeadLetter
 from energy_messaging.mqtt._observe import MetricsSink
 
-__all__ = ["DeadLetterHook", "LastWill", "MQTTOptions", "MQTTSettings", "ProtocolChoice"]
+__all__ = ["DeadLetterHook", "LastWill", "MQTTOptions", "MQTTSettings", "PasswordProvider", "ProtocolChoice"]
 
 #: ``"auto"`` (MQTT 5, falling back to 3.1.1), ``"5"`` or ``"3.1.1"``.
 ProtocolChoice = Literal["auto", "5", "3.1.1"]
+
+#: ``async () -> str``: the password for the next connection attempt (e.g. a fresh short-lived JWT).
+PasswordProvider = Callable[[], Awaitable[str]]
 
 #: Called with every dead letter; may be sync or async; its errors are logged, never raised.
 DeadLetterHook = Callable[[DeadLetter], Awaitable[None] | None]
@@ -69,6 +72,7 @@ class MQTTOptions:
     port: int = 1883
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    password_provider: PasswordProvider | None = field(default=None, repr=False)
     client_id: str | None = None
     protocol: ProtocolChoice = "auto"
     tls: ssl.SSLContext | bool | None = None
@@ -126,7 +130,9 @@ class MQTTOptions:
             raise _fail("will", "a LastWill, a function returning one, or None", self.will)
         if self.dead_letter_topic is not None:
             validate_topic(self.dead_letter_topic)
-        for name in ("on_connect", "on_dead_letter"):
+        if self.password_provider is not None and self.password is not None:
+            raise _fail("password_provider", "None when a fixed password is given (pass one of the two)", "<set>")
+        for name in ("on_connect", "on_dead_letter", "password_provider"):
             hook = getattr(self, name)
             if hook is not None and not callable(hook):
                 raise _fail(name, "a function (sync or async) or None", hook)
@@ -175,6 +181,7 @@ class MQTTSettings(TypedDict, total=False):
 
     username: str | None
     password: str | None
+    password_provider: PasswordProvider | None
     client_id: str | None
     protocol: ProtocolChoice
     tls: ssl.SSLContext | bool | None

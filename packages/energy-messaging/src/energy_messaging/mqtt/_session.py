@@ -163,9 +163,12 @@ class Session:
         from energy_messaging.mqtt._client import refusal_code  # noqa: PLC0415 - loads with the first connection
 
         choices = _VERSIONS[self.options.protocol] if self.version is None else (self.version,)
+        password = self.options.password
+        if self.options.password_provider is not None:
+            password = await self.options.password_provider()
         for index, version in enumerate(choices):
             probing = index + 1 < len(choices)
-            client = self._make_client(version)
+            client = self._make_client(version, password)
             if probing:
                 # Some 3.1.1-only brokers (amqtt) choke on MQTT 5 CONNECT properties and never answer.
                 client.timeout = min(self.options.connect_timeout, _PROBE_TIMEOUT)
@@ -188,7 +191,7 @@ class Session:
     def _address(self) -> tuple[str, int]:
         return self.options.host, self.options.port
 
-    def _make_client(self, version: aiomqtt.ProtocolVersion) -> Client:
+    def _make_client(self, version: aiomqtt.ProtocolVersion, password: str | None) -> Client:
         # The wire-level client (and its packet codec) loads with the first connection.
         from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY  # noqa: PLC0415
         from paho.mqtt.packettypes import PacketTypes  # noqa: PLC0415
@@ -215,7 +218,7 @@ class Session:
             options.host,
             options.port,
             username=options.username,
-            password=options.password,
+            password=password,
             identifier=self.client_id,
             protocol=version,
             will=will,
