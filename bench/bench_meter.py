@@ -212,6 +212,7 @@ def run_replica(settings_json: str, profile: str | None = None) -> None:
     import signal
 
     from energy_common.logging import setup_logging
+    from energy_messaging.devices import Device
     from meter_service import MeterRuntime, MeterSettings
 
     setup_logging("meter-bench", log_level="WARNING")
@@ -220,7 +221,11 @@ def run_replica(settings_json: str, profile: str | None = None) -> None:
     async def main() -> dict[str, float]:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        async with MeterRuntime(settings) as runtime:
+        runtime = MeterRuntime(settings)
+        # Only registered meters' telemetry is stored: register before the replica connects.
+        for meter in range(METERS):
+            await runtime.devices.registry.add(Device(f"bm{meter:04d}", "meter"))
+        async with runtime:
             print("ready", flush=True)
             cpu = time.process_time()
             await stop.wait()

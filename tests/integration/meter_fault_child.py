@@ -1,6 +1,6 @@
 """Child processes of the meter fault test: one service replica, or an unpaced publisher.
 
-    python meter_fault_child.py replica SETTINGS_JSON KILL_AFTER_BATCH
+    python meter_fault_child.py replica SETTINGS_JSON KILL_AFTER_BATCH PREFIX METERS
     python meter_fault_child.py publish HOST PORT ROOT PREFIX METERS ROUNDS
 
 The replica prints ``ready``, then on SIGTERM its counters as JSON. With
@@ -20,9 +20,10 @@ import time
 from typing import Any
 
 
-def replica(settings_json: str, kill_after: int) -> None:
-    """Run one replica until SIGTERM (or its own SIGKILL after batch ``kill_after``)."""
+def replica(settings_json: str, kill_after: int, prefix: str, meters: int) -> None:
+    """Run one replica until SIGTERM (or its own SIGKILL after batch ``kill_after``); meters PREFIX000.. registered."""
     from energy_common.logging import setup_logging
+    from energy_messaging.devices import Device
     from meter_service import MeterRuntime, MeterSettings
 
     setup_logging("meter-fault", log_level="WARNING")
@@ -31,7 +32,12 @@ def replica(settings_json: str, kill_after: int) -> None:
     async def main() -> dict[str, Any]:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        async with MeterRuntime(settings) as runtime:
+        runtime = MeterRuntime(settings)
+        # Only registered meters' telemetry is stored, and the resumed session delivers at
+        # once: register (in this replica's in-memory registry) before it connects.
+        for i in range(meters):
+            await runtime.devices.registry.add(Device(f"{prefix}{i:03d}", "meter"))
+        async with runtime:
             ingestor = runtime.ingestor
             store = ingestor._store  # the fault injection point: right after the commit
             batches = 0
@@ -84,7 +90,7 @@ def publish(host: str, port: int, root: str, prefix: str, *, meters: int, rounds
 
 if __name__ == "__main__":
     if sys.argv[1] == "replica":
-        replica(sys.argv[2], int(sys.argv[3]))
+        replica(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
     else:
         publish(
             sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], meters=int(sys.argv[6]), rounds=int(sys.argv[7])

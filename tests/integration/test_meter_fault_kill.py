@@ -74,7 +74,7 @@ async def test_a_killed_replica_restarted_loses_nothing_and_stores_nothing_twice
     conn = await asyncpg.connect(dsn)
     children: list[asyncio.subprocess.Process] = []
     try:
-        first = await _child("replica", settings, "3")
+        first = await _child("replica", settings, "3", prefix, str(METERS))
         children.append(first)
         await _ready(first)
         publisher = await _child("publish", "127.0.0.1", str(broker.port), root, prefix, str(METERS), str(ROUNDS))
@@ -83,7 +83,7 @@ async def test_a_killed_replica_restarted_loses_nothing_and_stores_nothing_twice
         stored_at_kill = await conn.fetchval("SELECT count(*) FROM readings WHERE device_id LIKE $1", prefix + "%")
         assert 0 < stored_at_kill < METERS * ROUNDS
         await asyncio.sleep(1.0)  # the fleet keeps publishing; the broker queues for the dead session
-        second = await _child("replica", settings, "0")
+        second = await _child("replica", settings, "0", prefix, str(METERS))
         children.append(second)
         await _ready(second)
         out, _ = await asyncio.wait_for(publisher.communicate(), 120)

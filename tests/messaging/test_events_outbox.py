@@ -284,6 +284,8 @@ async def test_relay_killed_mid_batch_loses_nothing(
         finally:
             child.kill()
             child.wait(10)
+            if child.stdout is not None:
+                child.stdout.close()  # else its pipe is left to the garbage collector (ResourceWarning)
         published_by_child = await bus.client.xlen(stream)
         assert 50 <= published_by_child < 200
         async with db.engine.connect() as conn:
