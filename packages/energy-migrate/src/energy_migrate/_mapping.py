@@ -97,6 +97,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "energy_monitoring.web": ("web",),
     "energy_messaging.events.redis_streams": ("redis",),
     "energy_messaging.redis_registry": ("redis",),
+    "energy_messaging.redis_commands": ("redis",),
+    "energy_messaging.sql_commands": ("sql",),
 }
 # Names re-exported lazily by a module that itself needs no extra.
 NAME_EXTRAS: dict[tuple[str, str], tuple[str, ...]] = {
