@@ -111,7 +111,9 @@ async def test_idempotency_key_returns_the_first_command(store: CommandStore, de
     first, created = await store.create(new(device, "key-1"))
     again, created_again = await store.create(new(device, "key-1"))
     other, created_other = await store.create(new(f"{device}-b", "key-1"))
-    assert created and not created_again and created_other
+    assert created
+    assert not created_again
+    assert created_other
     assert again.command_id == first.command_id
     assert other.command_id != first.command_id
 
@@ -156,7 +158,8 @@ async def test_replace_is_a_compare_and_set(store: CommandStore, device: str) ->
     results = await asyncio.gather(store.replace(a, 1), store.replace(b, 1))
     assert sorted(results) == [False, True]
     got = await store.get(cmd.command_id)
-    assert got is not None and got.version == 2
+    assert got is not None
+    assert got.version == 2
     assert got.state == ("sent" if results[0] else "cancelled")
     assert not await store.replace(a, 1)
     missing = new(device)
@@ -174,4 +177,5 @@ async def test_open_commands_lists_unfinished_oldest_first(store: CommandStore, 
     assert {one.command_id, other.command_id} <= every
     assert two.command_id not in every
     finished = await store.get(two.command_id)
-    assert finished is not None and [s for s, _ in finished.history] == ["queued", "timed_out"]
+    assert finished is not None
+    assert [s for s, _ in finished.history] == ["queued", "timed_out"]
