@@ -58,6 +58,7 @@ class CommandOptions:
         sweep_interval: Seconds between sweeps for deadlines, expiries and queued commands
             of devices that came online.
         poll_max: Longest pause (seconds) between two store reads of a waiting call.
+        tracer_provider: OpenTelemetry tracer provider of the command spans (default: the global one).
 
     Raises:
         MQTTOptionsError: A value out of range (``details["option"]`` names it).
@@ -69,6 +70,7 @@ class CommandOptions:
     metrics: CommandMetrics | None = None
     sweep_interval: float = 1.0
     poll_max: float = 0.5
+    tracer_provider: Any = None
 
     def __post_init__(self) -> None:
         for option, value in (("sweep_interval", self.sweep_interval), ("poll_max", self.poll_max)):
@@ -109,7 +111,7 @@ class CommandDispatcher:
         self.instance_id = instance_id
         self.options = options
         self.store: CommandStore = options.store if options.store is not None else InMemoryCommandStore()
-        self.telemetry = CommandTelemetry(options.metrics)
+        self.telemetry = CommandTelemetry(options.metrics, tracer_provider=options.tracer_provider)
         self._hook = hook
         self._get_device = get_device
         self._find_device = find_device

@@ -58,10 +58,12 @@ class CommandTelemetry:
 
     Args:
         metrics: Where the counters go; None for spans only.
+        tracer_provider: OpenTelemetry tracer provider (default: the global one).
     """
 
-    def __init__(self, metrics: CommandMetrics | None = None) -> None:
+    def __init__(self, metrics: CommandMetrics | None = None, *, tracer_provider: Any = None) -> None:
         self._metrics = metrics
+        self._provider = tracer_provider
         self._spans: OrderedDict[str, Any] = OrderedDict()
         self._tracer: Any = None
 
@@ -69,7 +71,7 @@ class CommandTelemetry:
         from opentelemetry import trace  # noqa: PLC0415 - lazy: import energy_messaging stays light
 
         if self._tracer is None:
-            self._tracer = trace.get_tracer("energy_messaging.devices")
+            self._tracer = trace.get_tracer("energy_messaging.devices", tracer_provider=self._provider)
         span = self._tracer.start_span(
             f"command {command.command}",
             kind=trace.SpanKind.CLIENT,
