@@ -21,19 +21,22 @@ from energy_messaging.devices import CommandOptions
 from energy_messaging.sql_commands import SQLCommandStore
 
 
-async def main(mode: str, port: int, url: str, root: str, client_id: str, device_id: str) -> None:
+async def main(argv: list[str]) -> None:
     """Run the service until the process is killed."""
+    mode, port, url, root, client_id, device_id = argv
     db = Database(url)
     store = SQLCommandStore(db)
     await store.create_table()
-    async with MQTTManager("127.0.0.1", port, client_id=client_id) as mqtt:
+    async with MQTTManager("127.0.0.1", int(port), client_id=client_id) as mqtt:
         devices = DeviceManager(
             mqtt, topic_root=root, instance_id="svc", commands=CommandOptions(store=store, sweep_interval=0.2)
         )
         await devices.register_device(device_id, "meter")
         print("READY", flush=True)
         if mode == "queue":
-            while (await devices.get_device(device_id)).status != "offline":
+            for _ in range(1500):  # the retained offline status arrives right after the subscribe
+                if (await devices.get_device(device_id)).status == "offline":
+                    break
                 await asyncio.sleep(0.02)
         if mode in ("submit", "queue"):
             cmd = await devices.submit_command(
@@ -44,5 +47,4 @@ async def main(mode: str, port: int, url: str, root: str, client_id: str, device
 
 
 if __name__ == "__main__":
-    mode, port, url, root, client_id, device_id = sys.argv[1:7]
-    asyncio.run(main(mode, int(port), url, root, client_id, device_id))
+    asyncio.run(main(sys.argv[1:7]))
