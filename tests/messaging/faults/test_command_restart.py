@@ -40,12 +40,13 @@ class Service:
     async def start(self, mode: str) -> None:
         """Start it in ``mode`` and wait for its READY line."""
         argv = [sys.executable, str(PROGRAM), mode, *self.argv]
-        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env={**os.environ})
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env={**os.environ})  # noqa: ASYNC220 - returns at once
         assert await self.line() == "READY"
 
     async def line(self, within: float = 30.0) -> str:
         """The next line it printed (fails after ``within`` seconds)."""
-        assert self.process is not None and self.process.stdout is not None
+        assert self.process is not None
+        assert self.process.stdout is not None
         return (await asyncio.wait_for(asyncio.to_thread(self.process.stdout.readline), within)).strip()
 
     def kill(self) -> None:
