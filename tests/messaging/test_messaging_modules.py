@@ -46,7 +46,7 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "CONTEXT_FIELD", "Command", "CommandHook", "CommandMetrics", "CommandOptions", "CommandState",
         "CommandStore", "Device", "DeviceManager", "DeviceRegistry", "DeviceState", "DeviceTopics",
         "InMemoryCommandStore", "InMemoryDeviceRegistry", "StatusUpdate", "TelemetryHandler",
-        "accepts_status", "command_payload", "parse_reply", "parse_status", "reply_payload", "status_payload",
+        "accepts_status", "command_payload", "command_result", "parse_reply", "parse_status", "reply_payload", "status_payload",
     ],
     "energy_messaging.errors": [
         "CommandError", "CommandExpiredError", "CommandFailedError", "CommandLimitError",

@@ -20,9 +20,7 @@ from energy_messaging._lazy import lazy_names
 if TYPE_CHECKING:
     from energy_messaging.devices._commands import Command, CommandHook, CommandState
     from energy_messaging.devices._dispatcher import CommandOptions
-    from energy_messaging.devices._store import CommandStore, InMemoryCommandStore
-    from energy_messaging.devices._telemetry import CommandMetrics
-    from energy_messaging.devices._manager import DeviceManager, TelemetryHandler
+    from energy_messaging.devices._manager import DeviceManager, TelemetryHandler, command_result
     from energy_messaging.devices._protocol import (
         CONTEXT_FIELD,
         DeviceTopics,
@@ -40,6 +38,8 @@ if TYPE_CHECKING:
         InMemoryDeviceRegistry,
         accepts_status,
     )
+    from energy_messaging.devices._store import CommandStore, InMemoryCommandStore
+    from energy_messaging.devices._telemetry import CommandMetrics
 
 _LAZY: dict[str, str] = {
     "CONTEXT_FIELD": "energy_messaging.devices._protocol",
@@ -60,6 +60,7 @@ _LAZY: dict[str, str] = {
     "TelemetryHandler": "energy_messaging.devices._manager",
     "accepts_status": "energy_messaging.devices._registry",
     "command_payload": "energy_messaging.devices._protocol",
+    "command_result": "energy_messaging.devices._manager",
     "parse_reply": "energy_messaging.devices._protocol",
     "parse_status": "energy_messaging.devices._protocol",
     "reply_payload": "energy_messaging.devices._protocol",
@@ -85,6 +86,7 @@ __all__ = [
     "TelemetryHandler",
     "accepts_status",
     "command_payload",
+    "command_result",
     "parse_reply",
     "parse_status",
     "reply_payload",

@@ -27,7 +27,7 @@ from energy_messaging.devices._registry import Device, DeviceRegistry, DeviceSta
 from energy_messaging.mqtt._manager import MQTTManager
 from energy_messaging.mqtt._message import DeadLetter, MQTTMessage
 
-__all__ = ["DeviceManager", "TelemetryHandler", "outcome"]
+__all__ = ["DeviceManager", "TelemetryHandler", "command_result"]
 
 logger = logging.getLogger("energy_messaging.devices")
 
@@ -373,7 +373,7 @@ class DeviceManager:
         )
         if not wait:
             return cmd
-        return outcome(await self.commands.wait(cmd.command_id))
+        return command_result(await self.commands.wait(cmd.command_id))
 
     async def aclose(self) -> None:
         """Stop the command sweeper (the MQTT manager also stops it when it disconnects)."""
@@ -384,7 +384,7 @@ class DeviceManager:
             self._sweeper = None
 
 
-def outcome(cmd: Command) -> Any:
+def command_result(cmd: Command) -> Any:
     """Return a finished command's result, or raise the error of its final state.
 
     Raises:
