@@ -19,7 +19,7 @@ from fastapi import status as http_status
 from meter_service._errors import CLIENT_COMMAND_ERRORS, CommandRejectedError
 from meter_service._routes_devices import DeviceId
 from meter_service._runtime import MeterRuntime
-from meter_service._schemas import CommandOut, CommandRequest, CommandResult, CommandTransition
+from meter_service._schemas import CommandOut, CommandRequest, CommandTransition
 from meter_service._security import get_runtime, limited_permission
 from meter_service._settings import MeterSettings
 
@@ -72,7 +72,7 @@ def commands_router(settings: MeterSettings) -> APIRouter:
         response: Response,
         _user: Annotated[Principal, Depends(send)],
         idempotency_key: IdempotencyKey = None,
-    ) -> APIResponse[CommandResult] | APIResponse[CommandOut]:
+    ) -> APIResponse[CommandOut]:
         """Send a command to a meter over MQTT.
 
         With ``wait`` (the default) the answer is the meter's reply: 422 ``COMMAND_REJECTED``
@@ -96,8 +96,9 @@ def commands_router(settings: MeterSettings) -> APIRouter:
             response.status_code = http_status.HTTP_202_ACCEPTED
             response.headers["Location"] = f"/api/v1/commands/{cmd.command_id}"
             return APIResponse.success(command_out(cmd), message="Command accepted")
+        finished = await runtime.devices.wait_command(cmd.command_id)
         try:
-            result = command_result(await runtime.devices.wait_command(cmd.command_id))
+            command_result(finished)
         except CommandFailedError as exc:
             device_error = exc.details.get("error")
             code = device_error.get("code") if isinstance(device_error, dict) else None
@@ -107,9 +108,7 @@ def commands_router(settings: MeterSettings) -> APIRouter:
                 f"Meter '{device_id}' rejected {body.command!r} ({code}): check the command name and its params.",
                 exc.details,
             ) from exc
-        return APIResponse.success(
-            CommandResult(device_id=device_id, command=body.command, result=result, command_id=cmd.command_id)
-        )
+        return APIResponse.success(command_out(finished))
 
     @router.get("/commands/{command_id}", responses=error_responses(404))
     async def get_command(

@@ -14,7 +14,6 @@ __all__ = [
     "COMMAND_TIMEOUT_MIN",
     "CommandOut",
     "CommandRequest",
-    "CommandResult",
     "CommandTransition",
     "DaySummary",
     "DeviceIn",
@@ -178,15 +177,6 @@ class CommandRequest(BaseModel):
         return finite_json(value)  # type: ignore[no-any-return]
 
 
-class CommandResult(BaseModel):
-    """The device's answer to a command."""
-
-    device_id: str
-    command: str
-    result: Any = None
-    command_id: str | None = None
-
-
 class CommandTransition(BaseModel):
     """One step of a command's lifecycle."""
 
@@ -195,7 +185,10 @@ class CommandTransition(BaseModel):
 
 
 class CommandOut(BaseModel):
-    """A command as the command store knows it (the same from every replica)."""
+    """A command as the command store knows it (the same from every replica).
+
+    The synchronous answer (``wait``) is this too: ``result`` is the meter's reply.
+    """
 
     command_id: str
     device_id: str
