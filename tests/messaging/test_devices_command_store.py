@@ -179,3 +179,31 @@ async def test_open_commands_lists_unfinished_oldest_first(store: CommandStore, 
     finished = await store.get(two.command_id)
     assert finished is not None
     assert [s for s, _ in finished.history] == ["queued", "timed_out"]
+
+
+@pytest.mark.slow
+async def test_sqlite_store_waits_out_a_held_write_lock(tmp_path: Path, device: str) -> None:
+    """A create while another writer holds SQLite's lock past busy_timeout (5 s) is retried and stored once."""
+    import sqlite3
+
+    from energy_common.database import Database
+    from energy_messaging.sql_commands import SQLCommandStore
+
+    path = tmp_path / "locked.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    sql = SQLCommandStore(db)
+    await sql.create_table()
+    holder = sqlite3.connect(path, timeout=1)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+
+        async def release() -> None:
+            await asyncio.sleep(6.0)
+            holder.rollback()
+
+        (cmd, created), _ = await asyncio.gather(sql.create(new(device, "k")), release())
+        assert created
+        assert [c.command_id for c in await sql.open_commands(device)] == [cmd.command_id]
+    finally:
+        holder.close()
+        await db.dispose()
