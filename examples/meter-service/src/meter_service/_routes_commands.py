@@ -62,7 +62,11 @@ def commands_router(settings: MeterSettings) -> APIRouter:
         "/devices/{device_id}/commands",
         responses={
             **error_responses(400, 404, 409, 413, 429, 502, 503, 504),
-            202: {"description": "Accepted (``wait`` false): the stored command, to follow at ``Location``."},
+            202: {
+                "model": APIResponse[CommandOut],
+                "description": "Accepted (``wait`` false): the stored command, to follow at ``Location``.",
+                "headers": {"Location": {"description": "/api/v1/commands/{command_id}", "schema": {"type": "string"}}},
+            },
         },
     )
     async def send_command(
