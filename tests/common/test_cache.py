@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import random
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,70 +28,6 @@ class Reading(BaseModel):
     device: str
     value: float
     at: datetime
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _cluster_port() -> int:
-    """A free port whose cluster-bus port (port + 10000) is free and valid too.
-
-    An ephemeral port from the kernel is often above 55535, where the bus port would not
-    exist and redis-server refuses to start in cluster mode.
-    """
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(20_000, 55_000)
-        if _bindable(port) and _bindable(port + 10_000):
-            return port
-    raise RuntimeError("no free port pair for a private Redis Cluster node")
-
-
-@pytest.fixture(scope="module")
-def cluster_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A private one-node Redis Cluster (all 16384 slots) on a free loopback port."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("ENERGY_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}:
-            pytest.fail("redis-server is not installed (ENERGY_REQUIRE_SERVICES=1)")
-        pytest.skip("redis-server is not installed")
-    port = _cluster_port()
-    data = tmp_path_factory.mktemp("cluster")
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    argv += ["--cluster-enabled", "yes", "--cluster-config-file", str(data / "nodes.conf")]
-    process = subprocess.Popen(argv, cwd=data, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(200):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            time.sleep(0.05)
-        subprocess.run(
-            ["redis-cli", "-p", str(port), "CLUSTER", "ADDSLOTSRANGE", "0", "16383"],
-            check=True,
-            capture_output=True,
-            timeout=10,
-        )
-        for _ in range(100):
-            info = subprocess.run(
-                ["redis-cli", "-p", str(port), "CLUSTER", "INFO"],
-                check=False,
-                capture_output=True,
-                text=True,
-                timeout=10,
-            )
-            if "cluster_state:ok" in info.stdout:
-                break
-            time.sleep(0.05)
-        yield port
-    finally:
-        process.kill()
-        process.wait(10)
 
 
 @pytest.fixture

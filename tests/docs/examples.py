@@ -867,6 +867,13 @@ SETUPS: tuple[Setup, ...] = (
         before=_device_manager,
     ),
     Setup(
+        'store=RedisCommandStore(redis_client, prefix="{billing:commands}:")',
+        "mqtt and redis_client are the service's; meter-17 is a simulated meter.",
+        needs=("mqtt", "redis"),
+        replace=(('prefix="{billing:commands}:"', 'prefix="{" + _services.prefix + ":commands}:"'),),
+        before=_device_manager,
+    ),
+    Setup(
         'async with DeviceSimulator("sensor001", "localhost", 1883, interval=1.0) as sim:',
         "The broker is the reader's; here a private Mosquitto.",
         needs=("mqtt",),

@@ -45,12 +45,14 @@ PUBLIC_ALL: dict[str, list[str]] = {
         "topic_template",
     ],
     "energy_messaging.devices": [
-        "CONTEXT_FIELD", "Command", "CommandHook", "CommandState", "Device", "DeviceManager", "DeviceRegistry",
-        "DeviceState", "DeviceTopics", "InMemoryDeviceRegistry", "StatusUpdate", "TelemetryHandler",
-        "accepts_status", "command_payload", "parse_reply", "parse_status", "reply_payload", "status_payload",
+        "CONTEXT_FIELD", "Command", "CommandHook", "CommandMetrics", "CommandOptions", "CommandState",
+        "CommandStore", "Device", "DeviceManager", "DeviceRegistry", "DeviceState", "DeviceTopics",
+        "InMemoryCommandStore", "InMemoryDeviceRegistry", "StatusUpdate", "TelemetryHandler",
+        "accepts_status", "command_payload", "command_result", "parse_reply", "parse_status", "reply_payload", "status_payload",
     ],
     "energy_messaging.errors": [
-        "CommandError", "CommandExpiredError", "CommandFailedError", "CommandTimeoutError", "DeviceOfflineError",
+        "CommandError", "CommandExpiredError", "CommandFailedError", "CommandLimitError",
+        "CommandNotCancellableError", "CommandStoreError", "CommandTimeoutError", "DeviceOfflineError",
         "MQTTOptionsError", "MessageTooLargeError", "MessagingConnectionError", "MessagingError",
         "NotConnectedError", "PayloadEncodeError", "PublishBufferFullError", "PublishError", "TopicValidationError",
     ],
@@ -76,6 +78,8 @@ PUBLIC_ALL: dict[str, list[str]] = {
     ],
     "energy_messaging.events.redis_streams": ["RedisIdempotencyStore", "RedisStreamsEventBus", "RedisStreamsTransport"],
     "energy_messaging.redis_registry": ["RedisDeviceRegistry"],
+    "energy_messaging.redis_commands": ["RedisCommandStore"],
+    "energy_messaging.sql_commands": ["COMMANDS_METADATA", "SQLCommandStore"],
 }  # fmt: skip
 
 #: Names re-exported on purpose by a second public module: the top package forwards

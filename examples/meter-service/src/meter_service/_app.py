@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from meter_service.__about__ import __version__
 from meter_service._dashboard import dashboard_router
 from meter_service._routes_auth import auth_router
+from meter_service._routes_commands import commands_router
 from meter_service._routes_devices import devices_router, known_device
 from meter_service._routes_ingestion import ingestion_router
 from meter_service._routes_readings import readings_router
@@ -84,6 +85,7 @@ def create_app(settings: MeterSettings | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX, responses=_API_ERRORS)
     api.include_router(auth_router(settings), responses=error_responses(400, 401, 413, 429))
     api.include_router(devices_router(settings))
+    api.include_router(commands_router(settings))
     # known_device: 404 for an unknown meter, as GET /devices/{id} (after the 401/403 checks).
     api.include_router(
         readings_router(), dependencies=[Depends(known_device)], responses=error_responses(400, 401, 403, 404)

@@ -1,4 +1,4 @@
-"""``/api/v1/devices``: register, list, get, status, delete, and commands over MQTT."""
+"""``/api/v1/devices``: register, list, get, status, delete (commands: ``_routes_commands``)."""
 
 from typing import Annotated, Any
 
@@ -8,22 +8,12 @@ from energy_auth.fastapi import require_permission
 from energy_common.apidocs import error_responses
 from energy_common.responses import APIResponse, PaginatedResponse
 from energy_messaging.devices import Device, DeviceState
-from energy_messaging.errors import CommandFailedError
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi import status as http_status
 
-from meter_service._errors import CLIENT_COMMAND_ERRORS, CommandRejectedError
 from meter_service._ingest import latest_key
 from meter_service._runtime import MeterRuntime
-from meter_service._schemas import (
-    CommandRequest,
-    CommandResult,
-    DeviceCredentialsOut,
-    DeviceIn,
-    DeviceOut,
-    DeviceRegistered,
-    ReadingOut,
-)
+from meter_service._schemas import DeviceCredentialsOut, DeviceIn, DeviceOut, DeviceRegistered, ReadingOut
 from meter_service._security import get_runtime, limited_permission
 from meter_service._settings import MeterSettings
 
@@ -71,7 +61,6 @@ def devices_router(settings: MeterSettings) -> APIRouter:
     router = APIRouter(prefix="/devices", tags=["devices"], responses=error_responses(401, 403))
     window = settings.rate_limit_window
     write = limited_permission("devices:write", limit=settings.write_rate_limit, window=window, name="devices-write")
-    send = limited_permission("commands:send", limit=settings.command_rate_limit, window=window, name="commands")
 
     @router.post("", status_code=http_status.HTTP_201_CREATED, responses=error_responses(400, 413, 429))
     async def register(
@@ -125,28 +114,5 @@ def devices_router(settings: MeterSettings) -> APIRouter:
         await runtime.devices.unregister_device(device_id)
         await runtime.identity.forget(device_id)  # its credential (and broker client) go too
         return APIResponse.success(None, message="Device removed")
-
-    @router.post("/{device_id}/commands", responses=error_responses(400, 404, 409, 413, 429, 502, 504))
-    async def send_command(
-        device_id: DeviceId, body: CommandRequest, runtime: Runtime, _user: Annotated[Principal, Depends(send)]
-    ) -> APIResponse[CommandResult]:
-        """Send a command to a meter over MQTT and return its reply.
-
-        422 ``COMMAND_REJECTED`` when the meter refuses the command as wrong (its own code,
-        e.g. ``UNKNOWN_COMMAND``, in ``error.details.error.code``), 502 ``COMMAND_FAILED``
-        when it fails to carry it out, 504 ``COMMAND_TIMEOUT`` when it does not answer.
-        """
-        try:
-            result = await runtime.devices.send_command(device_id, body.command, body.params, timeout=body.timeout)
-        except CommandFailedError as exc:
-            device_error = exc.details.get("error")
-            code = device_error.get("code") if isinstance(device_error, dict) else None
-            if code not in CLIENT_COMMAND_ERRORS:
-                raise
-            raise CommandRejectedError(
-                f"Meter '{device_id}' rejected {body.command!r} ({code}): check the command name and its params.",
-                exc.details,
-            ) from exc
-        return APIResponse.success(CommandResult(device_id=device_id, command=body.command, result=result))
 
     return router

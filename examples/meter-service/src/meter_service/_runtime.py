@@ -26,10 +26,11 @@ from energy_common.cache import CacheManager, RateLimitCache, create_cache
 from energy_common.database import Base, Database, Outbox
 from energy_common.health import CallableHealthCheck, DatabaseHealthCheck, HealthChecker
 from energy_messaging import DeadLetter, DeviceManager, MQTTHealthCheck, MQTTManager, MQTTMessage
-from energy_messaging.devices import Command, DeviceRegistry, InMemoryDeviceRegistry
+from energy_messaging.devices import Command, CommandOptions, DeviceRegistry, InMemoryDeviceRegistry
 from energy_messaging.errors import MessagingError
 from energy_messaging.events import Event, EventBus, create_event_bus
 from energy_messaging.mqtt import BrokerDrops
+from energy_messaging.sql_commands import SQLCommandStore
 from energy_monitoring import MetricsRegistry
 from energy_monitoring.tracing import instrument_engine, setup_tracing
 
@@ -164,14 +165,8 @@ class MeterRuntime:
             # Published topics named by template in spans and labels, whatever the device ids look like.
             topic_templates=(f"{root}/{{device_id}}/commands", f"{root}/{{device_id}}/replies/#"),
         )
-        self.devices = DeviceManager(
-            self.mqtt,
-            registry=registry,
-            topic_root=settings.mqtt_topic_root,
-            command_timeout=settings.command_timeout,
-            on_command=self._on_command,
-            route_telemetry=False,  # telemetry comes through the ingestion's (shared) subscription
-        )
+        self.command_store = SQLCommandStore(self.db)
+        self.devices = self._device_manager(registry)
         self.outbox, self.relay = self._outbox_relay()
         self.ingestor = TelemetryIngestor(
             self.db,
@@ -216,6 +211,31 @@ class MeterRuntime:
         )
         return outbox, relay
 
+    def _device_manager(self, registry: DeviceRegistry) -> DeviceManager:
+        """The device manager, its commands kept in the service's database.
+
+        Commands are rows of ``energy_commands``: any replica answers for them, a restart
+        keeps them. Every replica uses one reply topic level (the service name) and, on a
+        real broker, a shared subscription to it, so whichever replica gets a reply records it.
+        """
+        settings = self.settings
+        share = settings.mqtt_share_group if not settings.embedded_broker else None
+        return DeviceManager(
+            self.mqtt,
+            registry=registry,
+            topic_root=settings.mqtt_topic_root,
+            instance_id=settings.service_name,
+            command_timeout=settings.command_timeout,
+            on_command=self._on_command,
+            route_telemetry=False,  # telemetry comes through the ingestion's (shared) subscription
+            commands=CommandOptions(
+                store=self.command_store,
+                max_in_flight=settings.command_max_in_flight,
+                reply_share_group=f"{share}-replies" if share else None,
+                metrics=self.metrics,
+            ),
+        )
+
     @property
     def telemetry_filter(self) -> str:
         """The ingestion subscription: shared on a real broker, plain on the embedded one."""
@@ -246,6 +266,7 @@ class MeterRuntime:
                 private_data_file(settings.resolved_data_dir / "meter.db")
             stack.push_async_callback(self.db.dispose)
             await self.db.create_all(Base.metadata)
+            await self.command_store.create_table()
             await self.readings.start()
             stack.push_async_callback(self.readings.aclose)
             stack.push_async_callback(self._close_cache)
@@ -267,6 +288,7 @@ class MeterRuntime:
             stack.push_async_callback(self.mqtt.disconnect)
             await self._watch_broker_drops()
             await self.devices.start()
+            stack.push_async_callback(self.devices.aclose)
             await self._seed_admin()
             if settings.simulator_enabled and settings.simulator_meters:
                 await self._start_fleet()
@@ -378,9 +400,7 @@ class MeterRuntime:
             command.device_id,
             command.state,
             extra={"command_id": command.command_id, "device_id": command.device_id},
-        )
-        if command.done:
-            self.metrics.increment_counter("commands", tags={"state": command.state})
+        )  # counters and the round-trip histogram come from energy-messaging (CommandOptions.metrics)
 
     async def _count_event(self, event: Event) -> None:
         self.events_seen += len(readings_of(event.data))

@@ -9,10 +9,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "COMMAND_EXPIRY_MAX",
     "COMMAND_TIMEOUT_MAX",
     "COMMAND_TIMEOUT_MIN",
+    "CommandOut",
     "CommandRequest",
-    "CommandResult",
+    "CommandTransition",
     "DaySummary",
     "DeviceCredentialsOut",
     "DeviceIn",
@@ -31,6 +33,8 @@ _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 #: MQTT (a "timeout" of 5e-324 was accepted and then reported as a meter that did not
 #: answer within 4.94e-324 s), above 60 s the HTTP request would outlive most proxies.
 COMMAND_TIMEOUT_MIN, COMMAND_TIMEOUT_MAX = 0.1, 60.0
+#: Longest a queued command (``deliver_when_online``) may wait for its meter: 7 days.
+COMMAND_EXPIRY_MAX = 7 * 86_400.0
 _MAX_DEPTH = 16
 # 2000-01-01 .. 2100-01-01 in epoch milliseconds: anything else is a broken clock.
 _TS_MIN, _TS_MAX = 946_684_800_000, 4_102_444_800_000
@@ -167,6 +171,21 @@ class CommandRequest(BaseModel):
         allow_inf_nan=False,
         description="Seconds to wait for the meter's reply (0.1 to 60; default: the service's COMMAND_TIMEOUT).",
     )
+    wait: bool = Field(
+        default=True,
+        description="True: answer with the meter's reply (200). False: answer at once with the command id (202).",
+    )
+    deliver_when_online: bool = Field(
+        default=False,
+        description="For an offline meter: keep the command and send it once the meter is online again.",
+    )
+    expires_in: float | None = Field(
+        default=None,
+        ge=COMMAND_TIMEOUT_MIN,
+        le=COMMAND_EXPIRY_MAX,
+        allow_inf_nan=False,
+        description="Seconds a queued command may wait for its meter (default: the timeout; at most 7 days).",
+    )
 
     @field_validator("params")
     @classmethod
@@ -174,12 +193,27 @@ class CommandRequest(BaseModel):
         return finite_json(value)  # type: ignore[no-any-return]
 
 
-class CommandResult(BaseModel):
-    """The device's answer to a command."""
+class CommandTransition(BaseModel):
+    """One step of a command's lifecycle."""
 
+    state: str
+    at: datetime
+
+
+class CommandOut(BaseModel):
+    """A command as the command store knows it (the same from every replica).
+
+    The synchronous answer (``wait``) is this too: ``result`` is the meter's reply.
+    """
+
+    command_id: str
     device_id: str
     command: str
+    state: str = Field(description="queued, sent, delivered, succeeded, failed, timed_out, expired or cancelled.")
     result: Any = None
+    error: dict[str, Any] | None = None
+    late_reply: dict[str, Any] | None = Field(default=None, description="A reply that came after timed_out.")
+    history: list[CommandTransition]
 
 
 class TokenRequest(BaseModel):

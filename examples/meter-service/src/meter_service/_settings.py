@@ -102,6 +102,8 @@ class MeterSettings(Settings):
     rate_limit_window: float = Field(default=60, gt=0)
     # At least 0.1 s: a meter cannot answer over MQTT faster (5e-324 was accepted).
     command_timeout: float = Field(default=10, ge=0.1, le=120)
+    #: Unfinished commands allowed per meter (429 COMMAND_LIMIT_REACHED past it).
+    command_max_in_flight: int = Field(default=10, ge=1, le=10_000)
 
     # Device identity (see _identity.py): where meter credentials live, how the service logs in
     device_credentials_store: Literal["auto", "sql", "redis", "memory"] = "auto"  # auto: Redis with REDIS_URL

@@ -10,10 +10,13 @@
     ├── CommandError                    502  COMMAND_ERROR
     │   ├── CommandFailedError          502  COMMAND_FAILED
     │   ├── CommandTimeoutError         504  COMMAND_TIMEOUT
-    │   └── CommandExpiredError         504  COMMAND_EXPIRED
+    │   ├── CommandExpiredError         504  COMMAND_EXPIRED
+    │   ├── CommandLimitError           429  COMMAND_LIMIT_REACHED
+    │   └── CommandNotCancellableError  409  COMMAND_NOT_CANCELLABLE
     ├── DeviceOfflineError              409  DEVICE_OFFLINE
     ├── MQTTOptionsError                500  MQTT_OPTIONS_INVALID (also a ConfigurationError)
     └── MessagingConnectionError        503  MESSAGING_UNAVAILABLE
+        ├── CommandStoreError           503  COMMAND_STORE_UNAVAILABLE
         ├── NotConnectedError           503  MQTT_NOT_CONNECTED
         └── PublishBufferFullError      503  PUBLISH_BUFFER_FULL
 
@@ -34,6 +37,9 @@ __all__ = [
     "CommandError",
     "CommandExpiredError",
     "CommandFailedError",
+    "CommandLimitError",
+    "CommandNotCancellableError",
+    "CommandStoreError",
     "CommandTimeoutError",
     "DeviceOfflineError",
     "MQTTOptionsError",
@@ -155,3 +161,36 @@ class CommandExpiredError(CommandError):
     error_code = "COMMAND_EXPIRED"
     status_code = 504
     default_message = "The command expired before the device came online."
+
+
+class CommandLimitError(CommandError):
+    """The device already has ``max_in_flight`` unfinished commands; retry once one of them finished.
+
+    ``details`` names the ``device_id`` and the ``limit``.
+    """
+
+    error_code = "COMMAND_LIMIT_REACHED"
+    status_code = 429
+    default_message = "Too many commands in flight for this device; retry later."
+
+
+class CommandNotCancellableError(CommandError):
+    """Only a ``queued`` command can be cancelled; this one was already sent or finished.
+
+    ``details["state"]`` is its state: look it up again to see how it ended.
+    """
+
+    error_code = "COMMAND_NOT_CANCELLABLE"
+    status_code = 409
+    default_message = "The command is no longer queued and cannot be cancelled."
+
+
+class CommandStoreError(MessagingConnectionError):
+    """The command store (Redis or the database) failed; the command's state is unknown to this call.
+
+    Retry the request (with the same idempotency key, so it cannot create a second command).
+    """
+
+    error_code = "COMMAND_STORE_UNAVAILABLE"
+    status_code = 503
+    default_message = "The command store is unavailable; retry with the same idempotency key."

@@ -97,9 +97,11 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "energy_auth.devices.redis": ("redis",),
     "energy_auth.devices.sql": ("sql",),
     "energy_monitoring.web": ("web",),
-    "energy_messaging.events.outbox": ("outbox",),
+    "energy_messaging.events.outbox": ("sql",),
     "energy_messaging.events.redis_streams": ("redis",),
     "energy_messaging.redis_registry": ("redis",),
+    "energy_messaging.redis_commands": ("redis",),
+    "energy_messaging.sql_commands": ("sql",),
 }
 # Names re-exported lazily by a module that itself needs no extra.
 NAME_EXTRAS: dict[tuple[str, str], tuple[str, ...]] = {

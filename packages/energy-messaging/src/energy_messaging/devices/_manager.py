@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
@@ -10,30 +11,23 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from energy_common.context import get_correlation_id
 from energy_common.exceptions import ResourceNotFoundError
 
 from energy_messaging._errors import (
+    CommandError,
     CommandExpiredError,
     CommandFailedError,
     CommandTimeoutError,
-    DeviceOfflineError,
 )
 from energy_messaging._topics import TopicPattern, topic_level, validate_topic
-from energy_messaging.devices._commands import Command, CommandHook, CommandState
-from energy_messaging.devices._protocol import (
-    DeviceTopics,
-    StatusUpdate,
-    command_payload,
-    now_ms,
-    parse_reply,
-    parse_status,
-)
+from energy_messaging.devices._commands import Command, CommandHook
+from energy_messaging.devices._dispatcher import CommandDispatcher, CommandOptions
+from energy_messaging.devices._protocol import DeviceTopics, StatusUpdate, parse_reply, parse_status
 from energy_messaging.devices._registry import Device, DeviceRegistry, DeviceState, InMemoryDeviceRegistry
 from energy_messaging.mqtt._manager import MQTTManager
 from energy_messaging.mqtt._message import DeadLetter, MQTTMessage
 
-__all__ = ["DeviceManager", "TelemetryHandler"]
+__all__ = ["DeviceManager", "TelemetryHandler", "command_result"]
 
 logger = logging.getLogger("energy_messaging.devices")
 
@@ -61,6 +55,8 @@ class DeviceManager:
             telemetry handlers. Pass False when the service ingests telemetry through its
             own subscription (e.g. a ``$share/<group>/`` one), so every replica does not
             also receive every message; guard that subscription with :meth:`accept_telemetry`.
+        commands: Command store, per-device limit, shared replies and metrics
+            (:class:`CommandOptions`; in memory, unlimited by default).
 
     Only what comes from registered devices on their own topics reaches the application
     (MQTT carries no sender identity on a PUBLISH, so the topic names the device; the
@@ -88,20 +84,27 @@ class DeviceManager:
         on_command: CommandHook | None = None,
         on_status: Callable[[Device, DeviceState], Awaitable[None] | None] | None = None,
         route_telemetry: bool = True,
+        commands: CommandOptions | None = None,
     ) -> None:
         self.mqtt = mqtt
         self.registry: DeviceRegistry = registry if registry is not None else InMemoryDeviceRegistry()
         self.topics = DeviceTopics(topic_root)
         self.instance_id = topic_level(instance_id or os.urandom(6).hex(), name="instance_id")
         self.command_timeout = command_timeout
-        self._on_command = on_command
         self._on_status = on_status
         self._route_telemetry = route_telemetry
         self._handlers: dict[str, TelemetryHandler] = {}
-        self._pending: dict[str, asyncio.Future[tuple[bool, Any]]] = {}
-        self._pending_devices: dict[str, str] = {}  # command id -> the device it was sent to
         self._known: dict[str, float] = {}  # device id -> monotonic time its registration was last read
-        self._online_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self.commands = CommandDispatcher(
+            mqtt,
+            self.topics,
+            self.instance_id,
+            commands if commands is not None else CommandOptions(),
+            hook=on_command,
+            get_device=self.get_device,
+            find_device=self.registry.get,
+        )
+        self._sweeper: asyncio.Task[None] | None = None
         self._touched: dict[str, float] = {}
         self._extra_topics: dict[str, str] = {}
         # Status seen before the device was registered (retained messages arrive first).
@@ -118,7 +121,8 @@ class DeviceManager:
             if self._route_telemetry:
                 await self.mqtt.subscribe(self.topics.telemetry_filter, self._telemetry)
             await self.mqtt.subscribe(self.topics.status_filter, self._status)
-            await self.mqtt.subscribe(self.topics.replies_filter(self.instance_id), self._reply)
+            await self.mqtt.subscribe(self.commands.replies_filter, self._reply)
+            self._sweeper = self.mqtt._tasks.spawn(self.commands.run_sweeper(), "commands-sweeper")
             self._started = True
 
     def on_telemetry(self, device_type: str) -> Callable[[TelemetryHandler], TelemetryHandler]:
@@ -255,9 +259,10 @@ class DeviceManager:
                 self._early_status[device_id] = update
             return
         if update.status == "online":
-            for waiter in self._online_waiters.pop(device_id, []):
-                if not waiter.done():
-                    waiter.set_result(None)
+            try:
+                await self.commands.device_online(device_id)
+            except Exception:
+                logger.exception("queued commands of %s could not be sent", device_id)
         if self._on_status is not None:
             device = await self.registry.get(device_id)
             if device is not None:
@@ -266,28 +271,104 @@ class DeviceManager:
                     await result
 
     async def _reply(self, message: MQTTMessage) -> None:
+        payload = message.payload
+        if isinstance(payload, dict) and payload.get("status") == "received" and isinstance(payload.get("id"), str):
+            refused = await self.commands.on_reply(payload["id"], message.params.get("device_id", ""), "received", None)
+            if refused is not None:
+                self._refuse(message, *refused)
+            return
         try:
-            command_id, ok, value = parse_reply(message.payload)
+            command_id, ok, value = parse_reply(payload)
         except ValueError as exc:
             data = message.correlation_data
             if data is None:
                 self.mqtt.dead_letter(DeadLetter(message.topic, message.raw, "validation_error", str(exc)))
                 return
-            command_id, ok, value = data.decode(errors="replace"), True, message.payload
-        target = self._pending_devices.get(command_id)
-        if target is None:
-            self._refuse(message, "unknown_command", "no outstanding command of this manager has that id")
-            return
-        if target != message.params.get("device_id"):
-            self._refuse(message, "wrong_device", "the command was sent to another device")
-            return
-        future = self._pending.get(command_id)
-        if future is None:  # the reply of a fire-and-forget command: consumed
-            self._pending_devices.pop(command_id, None)
-        elif not future.done():
-            future.set_result((ok, value))
+            command_id, ok, value = data.decode(errors="replace"), True, payload
+        refused = await self.commands.on_reply(
+            command_id, message.params.get("device_id", ""), "ok" if ok else "error", value
+        )
+        if refused is not None:
+            self._refuse(message, *refused)
 
     # ------------------------------------------------------------------ commands
+    async def submit_command(
+        self,
+        device_id: str,
+        command: str,
+        params: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - seconds the device has to answer once sent
+        deliver_when_online: bool = False,
+        expires_in: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Command:
+        """Store a command, send it, and return it at once (state ``sent``, or ``queued``).
+
+        The command is in the store before anything is published, so any replica can
+        report it (:meth:`get_command`) and a restart does not lose it.
+
+        Args:
+            device_id: A registered device.
+            command: Command name.
+            params: JSON parameters.
+            timeout: Seconds the device has to answer once sent (default ``command_timeout``).
+            deliver_when_online: For a device known to be offline, keep the command queued
+                and send it (once) on its next ``online`` status; ``expired`` if that does
+                not happen within ``expires_in``.
+            expires_in: Seconds a queued command may wait (default ``timeout``).
+            idempotency_key: A request retried with the same key (for the same device)
+                returns the first command instead of sending a second one.
+
+        Returns:
+            The stored command (the first one, for a known ``idempotency_key``).
+
+        Raises:
+            ResourceNotFoundError: Unknown device.
+            DeviceOfflineError: The device is offline and ``deliver_when_online`` is False.
+            CommandLimitError: The device has ``max_in_flight`` unfinished commands (429).
+            CommandStoreError: The store failed.
+            PublishError: The broker refused the command (it is then ``failed``).
+        """
+        await self.start()
+        return await self.commands.submit(
+            device_id,
+            command,
+            params,
+            timeout=self.command_timeout if timeout is None else timeout,
+            deliver_when_online=deliver_when_online,
+            expires_in=expires_in,
+            idempotency_key=idempotency_key,
+        )
+
+    async def get_command(self, command_id: str) -> Command:
+        """Return a command as the store knows it (from any replica).
+
+        Raises:
+            ResourceNotFoundError: No such command.
+        """
+        return await self.commands.enforce(await self.commands.get(command_id))
+
+    async def wait_command(self, command_id: str, timeout: float | None = None) -> Command:  # noqa: ASYNC109
+        """Wait until the command finished (or ``timeout`` seconds passed) and return it.
+
+        Polls the store with backoff (50 ms doubling to ``poll_max``) and wakes at once
+        when the reply reaches this replica, so it sees a reply taken by another replica too.
+
+        Raises:
+            ResourceNotFoundError: No such command.
+        """
+        return await self.commands.wait(command_id, timeout)
+
+    async def cancel_command(self, command_id: str) -> Command:
+        """Cancel a queued command (``cancelled``).
+
+        Raises:
+            ResourceNotFoundError: No such command.
+            CommandNotCancellableError: It was already sent or finished (409).
+        """
+        return await self.commands.cancel(command_id)
+
     async def send_command(
         self,
         device_id: str,
@@ -298,19 +379,24 @@ class DeviceManager:
         wait: bool = True,
         when_offline: OfflinePolicy = "fail",
         expires_in: float | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
         """Send a command and (by default) return the device's result.
+
+        Built on :meth:`submit_command` and :meth:`wait_command`, so the command is
+        stored like any other.
 
         Args:
             device_id: A registered device.
             command: Command name (a JSON string; not a topic level).
             params: JSON parameters.
             timeout: Seconds to wait for the reply (default ``command_timeout``).
-            wait: False for fire-and-forget: return the :class:`Command` once sent.
+            wait: False for fire-and-forget: return the :class:`Command` once sent (or queued).
             when_offline: For a device known to be offline: ``"fail"`` at once,
                 ``"wait"`` until it is online or ``expires_in`` passed, or ``"send"``
                 anyway (its persistent session queues it).
             expires_in: Seconds a command may wait for an offline device (default ``timeout``).
+            idempotency_key: See :meth:`submit_command`.
 
         Returns:
             The ``result`` of the device's reply, or the Command when ``wait`` is False.
@@ -321,84 +407,53 @@ class DeviceManager:
             CommandExpiredError: Still offline at the expiry with ``when_offline="wait"``.
             CommandTimeoutError: No reply within ``timeout``.
             CommandFailedError: The device replied with an error.
+            CommandLimitError: Too many commands in flight for the device.
         """
-        timeout = self.command_timeout if timeout is None else timeout
-        device = await self.get_device(device_id)
         await self.start()
-        cmd = Command(device_id, command, dict(params or {}), correlation_id=get_correlation_id())
-        details = {"device_id": device_id, "command": command, "command_id": cmd.command_id}
-        await self._transition(cmd, "queued")
-        if device.status == "offline":
-            if when_offline == "fail":
-                cmd.error = {"code": DeviceOfflineError.error_code}
-                await self._transition(cmd, "failed")
-                raise DeviceOfflineError(
-                    f"Device '{device_id}' is offline; retry later or use when_offline='wait'.", details
-                )
-            if when_offline == "wait" and not await self._wait_online(
-                device_id, timeout if expires_in is None else expires_in
-            ):
-                cmd.error = {"code": CommandExpiredError.error_code}
-                await self._transition(cmd, "expired")
-                raise CommandExpiredError(f"Device '{device_id}' stayed offline; the command expired unsent.", details)
-        reply_to = self.topics.replies(device_id, self.instance_id)
-        future: asyncio.Future[tuple[bool, Any]] = asyncio.get_running_loop().create_future()
-        if wait:
-            self._pending[cmd.command_id] = future
-        elif len(self._pending_devices) >= _EARLY_STATUS_LIMIT:  # fire-and-forget ids wait for a reply, bounded
-            self._pending_devices.pop(next(iter(self._pending_devices)))
-        self._pending_devices[cmd.command_id] = device_id
-        try:
-            expires_at = now_ms() + int(timeout * 1000)
-            await self.mqtt.publish(
-                self.topics.commands(device_id),
-                command_payload(cmd.command_id, command, cmd.params, reply_to=reply_to, expires_at=expires_at),
-                qos=1,
-                properties={"response_topic": reply_to, "correlation_data": cmd.command_id.encode()},
-            )
-            await self._transition(cmd, "sent")
-            if not wait:
-                return cmd
-            try:
-                ok, value = await asyncio.wait_for(future, timeout)
-            except TimeoutError:
-                cmd.error = {"code": CommandTimeoutError.error_code}
-                await self._transition(cmd, "timed_out")
-                raise CommandTimeoutError(
-                    f"Device '{device_id}' did not answer {command!r} within {timeout:g} s.", details
-                ) from None
-        finally:
-            if wait:
-                self._pending.pop(cmd.command_id, None)
-                self._pending_devices.pop(cmd.command_id, None)
-        if ok:
-            cmd.result = value
-            await self._transition(cmd, "succeeded")
-            return value
-        cmd.error = value
-        await self._transition(cmd, "failed")
-        raise CommandFailedError(f"Device '{device_id}' reported that {command!r} failed.", {**details, "error": value})
+        seconds = self.command_timeout if timeout is None else timeout
+        cmd = await self.commands.submit(
+            device_id,
+            command,
+            params,
+            timeout=seconds,
+            deliver_when_online=when_offline == "wait",
+            expires_in=expires_in,
+            idempotency_key=idempotency_key,
+            send_when_offline=when_offline == "send",
+        )
+        if not wait:
+            return cmd
+        return command_result(await self.commands.wait(cmd.command_id))
 
-    async def _wait_online(self, device_id: str, seconds: float) -> bool:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._online_waiters.setdefault(device_id, []).append(waiter)
-        try:
-            await asyncio.wait_for(waiter, seconds)
-        except TimeoutError:
-            return False
-        finally:
-            waiters = self._online_waiters.get(device_id, [])
-            if waiter in waiters:
-                waiters.remove(waiter)
-        return True
+    async def aclose(self) -> None:
+        """Stop the command sweeper (the MQTT manager also stops it when it disconnects)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
 
-    async def _transition(self, cmd: Command, state: CommandState) -> None:
-        cmd.move(state)
-        if self._on_command is None:
-            return
-        try:
-            result = self._on_command(cmd)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            logger.exception("command hook failed for %s", cmd.command_id)
+
+def command_result(cmd: Command) -> Any:
+    """Return a finished command's result, or raise the error of its final state.
+
+    Raises:
+        CommandFailedError: ``failed`` (the device's error object in ``details["error"]``).
+        CommandTimeoutError: ``timed_out``.
+        CommandExpiredError: ``expired``.
+        CommandError: ``cancelled``.
+    """
+    details = {"device_id": cmd.device_id, "command": cmd.command, "command_id": cmd.command_id}
+    if cmd.state == "succeeded":
+        return cmd.result
+    if cmd.state == "timed_out":
+        raise CommandTimeoutError(
+            f"Device '{cmd.device_id}' did not answer {cmd.command!r} within {cmd.timeout:g} s.", details
+        )
+    if cmd.state == "expired":
+        raise CommandExpiredError(f"Device '{cmd.device_id}' stayed offline; the command expired unsent.", details)
+    if cmd.state == "failed":
+        raise CommandFailedError(
+            f"Device '{cmd.device_id}' reported that {cmd.command!r} failed.", {**details, "error": cmd.error}
+        )
+    raise CommandError(f"Command {cmd.command!r} ended {cmd.state}.", {**details, "state": cmd.state})

@@ -1,6 +1,6 @@
 """The outbox relay: publish what committed transactions added to the outbox table.
 
-Needs ``energy-messaging[outbox]`` (energy-common's database layer). The table and
+Needs ``energy-messaging[sql]`` (energy-common's database layer). The table and
 ``add`` live in :class:`energy_common.database.Outbox`; :func:`add_event` builds a
 CloudEvent there, and :class:`OutboxRelay` publishes the unsent rows through an
 :class:`OutboxPublisher` (:class:`EventBusPublisher`, :class:`MQTTPublisher`) and
@@ -50,7 +50,7 @@ try:
     from sqlalchemy import bindparam, select, text, update
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 except ImportError as exc:  # pragma: no cover - exercised by the packaging tests
-    raise missing_extra("energy-messaging", "outbox", exc) from exc
+    raise missing_extra("energy-messaging", "sql", exc) from exc
 
 from energy_common.exceptions import EnergyError
 
