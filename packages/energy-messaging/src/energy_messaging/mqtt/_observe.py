@@ -30,6 +30,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from energy_messaging.mqtt._sampling import SamplingGate
+
 if TYPE_CHECKING:
     from energy_messaging.mqtt._message import DeadLetter, MQTTMessage
     from energy_messaging.mqtt._router import Subscription
@@ -153,6 +155,7 @@ class Observer:
         self._names: dict[str, str] = {}
         self._tags: dict[tuple[str, int], dict[str, str]] = {}
         self._reconnects = 0
+        self._gate: tuple[Any, SamplingGate | None] = (None, None)  # (tracer, its gate)
         if metrics is not None:
             for reason in DEAD_LETTER_REASONS:  # alerts see the first dead letter, not a new series
                 metrics.increment_counter("mqtt.dead_letters", 0, {"reason": reason})
@@ -225,13 +228,27 @@ class Observer:
         if found is None:
             failure = await call(sub, msg, cid, carrier)
         else:
-            failure = await _traced_process(found, call, sub, msg, name=name, cid=cid, carrier=carrier)
+            gate = self._gate[1] if self._gate[0] is found else self._new_gate(found)
+            dropped = gate.decide(carrier) if gate is not None else None
+            if dropped is None:
+                failure = await _traced_process(found, call, sub, msg, name=name, cid=cid, carrier=carrier, gate=gate)
+            else:  # not sampled: no SDK span, the handler runs under the dropped span's context
+                token = _context.attach(dropped)
+                try:
+                    failure = await call(sub, msg, cid, {})
+                finally:
+                    _context.detach(token)
         if metrics is not None:
             metrics.increment_counter("mqtt.messages.received", 1, self.tags(name, msg.qos))
             metrics.observe_duration("mqtt.handler", time.perf_counter() - started, {"topic": name})
             if failure is not None:
                 metrics.increment_counter("mqtt.handler.errors", 1, {"topic": name})
         return failure
+
+    def _new_gate(self, found: Any) -> SamplingGate | None:
+        gate = SamplingGate.for_tracer(found)
+        self._gate = (found, gate)
+        return gate
 
     def dead_letter(self, letter: DeadLetter) -> None:
         """Count a dead letter by reason; one before the handler also gets an error span."""
@@ -306,6 +323,7 @@ async def _traced_process(
     name: str,
     cid: str | None,
     carrier: dict[str, str],
+    gate: SamplingGate | None,
 ) -> BaseException | None:
     trace, context = _trace, _context
     parent = _extract(carrier) if "traceparent" in carrier else _EMPTY
@@ -316,6 +334,8 @@ async def _traced_process(
         trace.SpanKind.CONSUMER,
         {"messaging.system": "mqtt", "messaging.destination.name": msg.topic},
     )
+    if gate is not None:
+        gate.check(span)
     if span.is_recording():
         span.set_attributes(
             {
