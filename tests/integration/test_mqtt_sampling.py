@@ -182,7 +182,8 @@ def test_decision_and_span_context_match_the_sdk(sampler: Sampler, carrier: dict
         span = _sdk_span(tracer, carrier)
         gate.check(span)
         assert gate.enabled, (sampler.get_description(), carrier)
-        assert span.is_recording() and span.get_span_context().trace_flags.sampled
+        assert span.is_recording()
+        assert span.get_span_context().trace_flags.sampled
         span.end()
         return
     ours = _dropped_context(dropped)
@@ -194,7 +195,8 @@ def test_decision_and_span_context_match_the_sdk(sampler: Sampler, carrier: dict
     assert not decision.decision.is_sampled(), (sampler.get_description(), carrier)
     reference = _sdk_span(_tracer(ALWAYS_OFF, _Counting() if custom_ids else None), carrier).get_span_context()
     assert not ours.trace_flags.sampled
-    assert ours.is_remote is False and ours.is_valid
+    assert ours.is_remote is False
+    assert ours.is_valid
     assert ours.trace_flags == reference.trace_flags
     assert ours.trace_state == reference.trace_state
     if parent.is_valid:
