@@ -162,7 +162,7 @@ class SamplingGate:
     # ------------------------------------------------------------------ per message
     def decide(self, carrier: dict[str, str]) -> Any:
         """None: sampled or not decidable (start the span through the SDK); else the context of a dropped message."""
-        if not self.enabled or carrier.keys() - _KNOWN_KEYS:
+        if not self.enabled or (carrier and carrier.keys() - _KNOWN_KEYS):
             return None
         if not self._tracer_enabled() or self._textmap is not self._propagate.get_global_textmap():
             return None
@@ -264,12 +264,13 @@ def _lazy_span_type(trace: Any) -> Any:
 
             def __init__(self, gate: SamplingGate, carrier: dict[str, str] | None, trace_id: int) -> None:
                 self._context = None
-                self._gate, self._carrier, self._trace_id = gate, carrier, trace_id
+                self._made = (gate, carrier, trace_id)
 
             def get_span_context(self) -> Any:
                 context = self._context
                 if context is None:
-                    context = self._context = self._gate.span_context(self._carrier, self._trace_id)
+                    gate, carrier, trace_id = self._made
+                    context = self._context = gate.span_context(carrier, trace_id)
                 return context
 
             def __repr__(self) -> str:
