@@ -22,10 +22,10 @@ import inspect
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from energy_messaging.mqtt import _context
+from energy_messaging.mqtt import _context, _observe
 from energy_messaging.mqtt._message import DeadLetter, MQTTMessage
 from energy_messaging.mqtt._observe import tracer
 
@@ -309,17 +309,36 @@ class Inbound:
                 trace_context=carrier,
                 properties=props,
             )
-            observer = self.observer
-            found = tracer() if observer is not None else None
-            if observer is None or (found is None and observer.metrics is None):
-                failure = await self._call(sub, msg, cid, carrier)
-            else:
-                failure = await observer.process(self._call, sub, msg, cid, carrier, found=found)
+            failure = await self._dispatch(sub, msg, cid, carrier)
             if failure is not None:
                 await self._handler_failed(sub, msg, failure)
         return True
 
+    def _dispatch(
+        self, sub: Subscription, msg: MQTTMessage, cid: str | None, carrier: dict[str, str]
+    ) -> Awaitable[BaseException | None]:
+        """The handler call, in a span and counted if the manager is observed."""
+        observer = self.observer
+        found = tracer() if observer is not None else None
+        if observer is None or (found is None and observer.metrics is None):
+            return self._call(sub, msg, cid, carrier)
+        if observer.metrics is None and (dropped := observer.dropped(found, carrier)) is not None:
+            return self._call(sub, msg, cid, {}, dropped)  # not sampled: no SDK span
+        return observer.process(self._call, sub, msg, cid, carrier, found=found)
+
     async def _call(
+        self, sub: Subscription, msg: MQTTMessage, cid: str | None, carrier: dict[str, str], otel: Any = None
+    ) -> BaseException | None:
+        """Run the handler; ``otel``: an OpenTelemetry context to run it under (a dropped message's)."""
+        if otel is None:
+            return await self._run(sub, msg, cid, carrier)
+        token = _observe.attach(otel)
+        try:
+            return await self._run(sub, msg, cid, carrier)
+        finally:
+            _observe.detach(token)
+
+    async def _run(
         self, sub: Subscription, msg: MQTTMessage, cid: str | None, carrier: dict[str, str]
     ) -> BaseException | None:
         try:

@@ -19,16 +19,23 @@ Spans (OpenTelemetry messaging conventions):
   event; a dead letter before the handler (undecodable, invalid, no handler) gets an
   error span of its own with the reason.
 
+  With the SDK's usual samplers the decision is made before the SDK is called
+  (:mod:`energy_messaging.mqtt._sampling`): a message whose span would be dropped runs
+  its handler under a lazy non-recording span, and costs no SDK span.
+
 Label values are topic *templates* (the subscription filter, or the topic with
 id-like levels replaced by ``+``), never raw device ids, so the label sets stay few.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
+
+from energy_messaging.mqtt._sampling import SamplingGate
 
 if TYPE_CHECKING:
     from energy_messaging.mqtt._message import DeadLetter, MQTTMessage
@@ -38,6 +45,8 @@ __all__ = [
     "DEAD_LETTER_REASONS",
     "MetricsSink",
     "Observer",
+    "attach",
+    "detach",
     "topic_template",
     "tracer",
 ]
@@ -68,6 +77,14 @@ class MetricsSink(Protocol):
         """Record a duration in the ``<name>_duration_seconds`` histogram."""
 
 
+class HandlerCall(Protocol):
+    """The inbound path's handler call: message, correlation id, carrier, and a context to run under."""
+
+    def __call__(
+        self, sub: Subscription, msg: MQTTMessage, cid: str | None, carrier: dict[str, str], otel: Any = None, /
+    ) -> Awaitable[BaseException | None]: ...
+
+
 def tracer() -> Any:
     """Return the MQTT tracer if an OpenTelemetry SDK is configured, else None (spans skipped).
 
@@ -78,18 +95,36 @@ def tracer() -> Any:
     api = sys.modules.get("opentelemetry.trace")
     if api is None:
         return None
-    provider = api.get_tracer_provider()
-    if isinstance(provider, (api.ProxyTracerProvider, api.NoOpTracerProvider)):
+    # The global the API's set_tracer_provider() sets, read directly: while none is set,
+    # get_tracer_provider() looks up OTEL_PYTHON_TRACER_PROVIDER in os.environ (~1-2 µs).
+    provider: Any = getattr(api, "_TRACER_PROVIDER", _UNKNOWN)
+    if provider is None and not _env_provider():
         return None
+    if provider is None or provider is _UNKNOWN:
+        provider = api.get_tracer_provider()
     cached = _provider_and_tracer
     if cached is not None and cached[0] is provider:
-        return cached[1]
-    from energy_messaging.__about__ import __version__  # noqa: PLC0415
+        return cached[1]  # one identity check: the isinstance checks below go through ABCMeta
+    found: Any = None
+    if not isinstance(provider, (api.ProxyTracerProvider, api.NoOpTracerProvider)):
+        from energy_messaging.__about__ import __version__  # noqa: PLC0415
 
-    found = provider.get_tracer(_SCOPE, __version__)
-    _load_api()
+        found = provider.get_tracer(_SCOPE, __version__)
+        _load_api()
     _provider_and_tracer = (provider, found)
     return found
+
+
+_UNKNOWN = object()
+_env_provider_set: bool | None = None
+
+
+def _env_provider() -> bool:
+    """Whether the environment names a tracer provider for the API to load (read once)."""
+    global _env_provider_set  # noqa: PLW0603 - the environment is read once per process
+    if _env_provider_set is None:
+        _env_provider_set = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+    return _env_provider_set
 
 
 _context: Any = None  # opentelemetry.context and .trace, once an SDK was found
@@ -105,6 +140,16 @@ def _load_api() -> None:
     from opentelemetry import context, trace  # noqa: PLC0415 - only once an SDK is configured
 
     _context, _trace, _EMPTY, _extract = context, trace, context.Context(), extract_context
+
+
+def attach(otel_context: Any) -> Any:
+    """Make an OpenTelemetry context current (an SDK was found); returns the token for :func:`detach`."""
+    return _context.attach(otel_context)
+
+
+def detach(token: Any) -> None:
+    """Undo :func:`attach`."""
+    _context.detach(token)
 
 
 def _start(found: Any, name: str, context: Any, kind: Any, attributes: dict[str, Any]) -> Any:
@@ -153,6 +198,7 @@ class Observer:
         self._names: dict[str, str] = {}
         self._tags: dict[tuple[str, int], dict[str, str]] = {}
         self._reconnects = 0
+        self._gate: tuple[Any, SamplingGate | None] = (None, None)  # (tracer, its gate)
         if metrics is not None:
             for reason in DEAD_LETTER_REASONS:  # alerts see the first dead letter, not a new series
                 metrics.increment_counter("mqtt.dead_letters", 0, {"reason": reason})
@@ -210,7 +256,7 @@ class Observer:
     # ------------------------------------------------------------------ consume
     async def process(
         self,
-        call: Callable[[Subscription, MQTTMessage, str | None, dict[str, str]], Awaitable[BaseException | None]],
+        call: HandlerCall,
         sub: Subscription,
         msg: MQTTMessage,
         cid: str | None,
@@ -221,17 +267,30 @@ class Observer:
         """Run one handler call in a CONSUMER span of ``found`` (None: none) under the publisher's context; count and time it."""
         name = self.filter_name(sub)
         metrics = self.metrics
-        started = time.perf_counter()
+        started = time.perf_counter() if metrics is not None else 0.0
         if found is None:
             failure = await call(sub, msg, cid, carrier)
+        elif (dropped := self.dropped(found, carrier)) is not None:
+            failure = await call(sub, msg, cid, {}, dropped)  # not sampled: no SDK span
         else:
-            failure = await _traced_process(found, call, sub, msg, name=name, cid=cid, carrier=carrier)
+            gate = self._gate[1]
+            failure = await _traced_process(found, call, sub, msg, name=name, cid=cid, carrier=carrier, gate=gate)
         if metrics is not None:
             metrics.increment_counter("mqtt.messages.received", 1, self.tags(name, msg.qos))
             metrics.observe_duration("mqtt.handler", time.perf_counter() - started, {"topic": name})
             if failure is not None:
                 metrics.increment_counter("mqtt.handler.errors", 1, {"topic": name})
         return failure
+
+    def dropped(self, found: Any, carrier: dict[str, str]) -> Any:
+        """The context to run a handler under if the sampler drops its span (see ``_sampling``), else None."""
+        tracer_gate = self._gate
+        if tracer_gate[0] is found:
+            gate = tracer_gate[1]
+        else:
+            gate = SamplingGate.for_tracer(found)
+            self._gate = (found, gate)
+        return gate.decide(carrier) if gate is not None else None
 
     def dead_letter(self, letter: DeadLetter) -> None:
         """Count a dead letter by reason; one before the handler also gets an error span."""
@@ -299,13 +358,14 @@ async def _traced_publish(found: Any, send: Callable[[], Awaitable[int]], topic:
 
 async def _traced_process(
     found: Any,
-    call: Callable[[Subscription, MQTTMessage, str | None, dict[str, str]], Awaitable[BaseException | None]],
+    call: HandlerCall,
     sub: Subscription,
     msg: MQTTMessage,
     *,
     name: str,
     cid: str | None,
     carrier: dict[str, str],
+    gate: SamplingGate | None,
 ) -> BaseException | None:
     trace, context = _trace, _context
     parent = _extract(carrier) if "traceparent" in carrier else _EMPTY
@@ -316,6 +376,8 @@ async def _traced_process(
         trace.SpanKind.CONSUMER,
         {"messaging.system": "mqtt", "messaging.destination.name": msg.topic},
     )
+    if gate is not None:
+        gate.check(span)
     if span.is_recording():
         span.set_attributes(
             {
