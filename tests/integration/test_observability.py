@@ -165,10 +165,16 @@ def test_the_dashboard_is_well_formed() -> None:
     # Top-level panels fit the 24-column grid without covering each other.
     boxes = [(panel["title"], panel["gridPos"]) for panel in dashboard["panels"]]
     for title, box in boxes:
-        assert box["x"] >= 0 and box["x"] + box["w"] <= 24, title
+        assert box["x"] >= 0, title
+        assert box["x"] + box["w"] <= 24, title
     for i, (title, a) in enumerate(boxes):
         for other, b in boxes[i + 1 :]:
-            apart = a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"] or a["y"] + a["h"] <= b["y"] or b["y"] + b["h"] <= a["y"]
+            apart = (
+                a["x"] + a["w"] <= b["x"]
+                or b["x"] + b["w"] <= a["x"]
+                or a["y"] + a["h"] <= b["y"]
+                or b["y"] + b["h"] <= a["y"]
+            )
             assert apart, f"panels {title!r} and {other!r} overlap"
     queries = dashboard_queries(dashboard)
     assert queries
