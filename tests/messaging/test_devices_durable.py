@@ -159,11 +159,15 @@ async def test_a_queued_command_goes_out_under_the_correlation_id_of_its_request
     """
     a = await replicas.add()
     wire: list[tuple[str, str | None]] = []
+    replies: list[tuple[str, str | None]] = []
 
     async def record(message: MQTTMessage) -> None:
-        wire.append((message.payload["id"], message.correlation_id))
+        seen = replies if "/replies/" in message.topic else wire
+        seen.append((message.payload["id"], message.correlation_id))
 
-    await a.mqtt.subscribe(f"{root}/m1/commands", record)
+    listener = await replicas.stack.enter_async_context(MQTTManager(mqtt_broker.host, mqtt_broker.port))
+    await listener.subscribe(f"{root}/m1/commands", record)
+    await listener.subscribe(f"{root}/m1/replies/+", record)
     await offline(a, wait_until)
     with correlation_scope("req-queued-42"):
         cmd = await a.submit_command("m1", "ping", deliver_when_online=True, expires_in=20, timeout=5)
@@ -182,8 +186,9 @@ async def test_a_queued_command_goes_out_under_the_correlation_id_of_its_request
     async with simulator(mqtt_broker, root):
         done = await a.wait_command(cmd.command_id, timeout=10)
     assert done.state == "succeeded"
-    await wait_until(lambda: wire)
+    await wait_until(lambda: wire and replies)
     assert wire == [(cmd.command_id, "req-queued-42")]
+    assert replies == [(cmd.command_id, "req-queued-42")]  # the meter answers under the command's id
     hooks = [(state, cid) for command_id, state, cid in replicas.correlation_ids if command_id == cmd.command_id]
     assert hooks == [("queued", "req-queued-42"), ("sent", "req-queued-42"), ("succeeded", "req-queued-42")]
 
