@@ -162,6 +162,20 @@ def test_the_dashboard_is_well_formed() -> None:
         assert panel.get("description"), panel["title"]
         refs = [target["refId"] for target in panel["targets"]]
         assert len(refs) == len(set(refs)), panel["title"]
+    # Top-level panels fit the 24-column grid without covering each other.
+    boxes = [(panel["title"], panel["gridPos"]) for panel in dashboard["panels"]]
+    for title, box in boxes:
+        assert box["x"] >= 0, title
+        assert box["x"] + box["w"] <= 24, title
+    for i, (title, a) in enumerate(boxes):
+        for other, b in boxes[i + 1 :]:
+            apart = (
+                a["x"] + a["w"] <= b["x"]
+                or b["x"] + b["w"] <= a["x"]
+                or a["y"] + a["h"] <= b["y"]
+                or b["y"] + b["h"] <= a["y"]
+            )
+            assert apart, f"panels {title!r} and {other!r} overlap"
     queries = dashboard_queries(dashboard)
     assert queries
     for where, expr in queries:
@@ -350,3 +364,5 @@ async def test_every_dashboard_query_and_recording_rule_returns_series_from_a_li
         "meter_mqtt_dead_letters_total",
     ):
         assert name in metrics
+    for state in ("succeeded", "failed"):  # both commands' round trips, for the panels by outcome
+        assert re.search(rf'meter_command_round_trip_duration_seconds_count{{[^}}]*state="{state}"', metrics), state

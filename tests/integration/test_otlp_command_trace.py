@@ -3,10 +3,12 @@
 The service runs as ``python -m meter_service`` (embedded broker, one simulated meter)
 with ``TRACING_EXPORTER=otlp``; the receiver is this test's own HTTP server, decoding
 each ``ExportTraceServiceRequest`` with opentelemetry-proto (in the ``otlp`` extra's
-closure). The trace must read: HTTP server span → MQTT publish of the command → the
-meter's handling → its reply's publish → the service's handling of the reply, all
-inside the HTTP span (the response goes out after the reply), every span and every log
-line of the command with the request's correlation id.
+closure). The request carries its own ``traceparent``, so the trace is found by the id
+the client chose. The trace must read: HTTP server span → the command span (``command
+read_meter``, CLIENT, events ``sent`` then ``reply``, state ``succeeded``) → MQTT publish
+of the command → the meter's handling → its reply's publish → the service's handling of
+the reply, all inside the HTTP span (the response goes out after the reply), every span
+and every log line of the command with the request's correlation id.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ trace_service = pytest.importorskip("opentelemetry.proto.collector.trace.v1.trac
 PASSWORD = "correct horse battery staple"
 _ENGINE_VARIABLES = ("DATABASE_URL", "REDIS_URL", "MQTT_URL", "ADMIN_PASSWORD", "ENVIRONMENT", "TRACING_EXPORTER")
 _KINDS = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+_STATUSES = {0: "UNSET", 1: "OK", 2: "ERROR"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class ReceivedSpan:
     start: int
     end: int
     attributes: dict[str, Any]
+    events: tuple[tuple[str, int, dict[str, Any]], ...] = ()
+    status: str = "UNSET"
 
 
 class Receiver(ThreadingHTTPServer):
@@ -84,6 +89,11 @@ class _Handler(BaseHTTPRequestHandler):
                 start=span.start_time_unix_nano,
                 end=span.end_time_unix_nano,
                 attributes={item.key: _value(item.value) for item in span.attributes},
+                events=tuple(
+                    (event.name, event.time_unix_nano, {item.key: _value(item.value) for item in event.attributes})
+                    for event in span.events
+                ),
+                status=_STATUSES.get(span.status.code, str(span.status.code)),
             )
             for resource in request.resource_spans
             for scope in resource.scope_spans
@@ -177,19 +187,28 @@ def _tail(log: Path) -> str:
 
 def _chain(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[str]:
     """Names from ``span`` up to its root."""
-    names = []
-    current: ReceivedSpan | None = span
-    while current is not None:
-        names.append(current.name)
-        current = by_id.get(current.parent_id)
-    return names
+    return [s.name for s in _lineage(span, by_id)]
+
+
+def _lineage(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[ReceivedSpan]:
+    """``span``, its parent, and so on up to the root (bounded: a cycle cannot loop)."""
+    found = [span]
+    while (parent := by_id.get(found[-1].parent_id)) is not None and len(found) <= len(by_id):
+        found.append(parent)
+    return found
+
+
+def _ancestor_ids(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[str]:
+    """Span ids of the parent chain of ``span`` (itself excluded)."""
+    return [s.span_id for s in _lineage(span, by_id)[1:]]
 
 
 @pytest.mark.slow
 async def test_a_command_round_trip_is_one_connected_trace_over_otlp(tmp_path: Path) -> None:
-    """HTTP span → command publish → meter handling → reply publish → reply handling, one trace, one correlation id."""
+    """HTTP span → command span → command publish → meter handling → reply publish → reply handling, one trace."""
     http_port = _free_port()
     correlation_id = f"otlp-{uuid.uuid4().hex[:12]}"
+    trace_id, client_span_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
     with receiver() as otlp, meter_service(tmp_path, http_port, otlp.endpoint) as (_process, log):
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}", timeout=15) as client:
             await _ready(client, log)
@@ -198,12 +217,14 @@ async def test_a_command_round_trip_is_one_connected_trace_over_otlp(tmp_path: P
             headers = {
                 "Authorization": f"Bearer {token.json()['data']['access_token']}",
                 "X-Request-ID": correlation_id,
+                "traceparent": f"00-{trace_id}-{client_span_id}-01",  # the client's own trace
             }
             response = await client.post(
                 "/api/v1/devices/meter-001/commands", json={"command": "read_meter"}, headers=headers
             )
             assert response.status_code == 200, response.text
             assert response.headers["x-request-id"] == correlation_id
+            command_id = response.json()["data"]["command_id"]
 
             def server_span() -> ReceivedSpan | None:
                 with otlp.lock:
@@ -225,16 +246,40 @@ async def test_a_command_round_trip_is_one_connected_trace_over_otlp(tmp_path: P
     http = server_span()
     assert http is not None, f"no server span for the request\n{logs[-3000:]}"
     assert http.name == "POST /api/v1/devices/{device_id}/commands"
+    assert http.trace_id == trace_id  # the request's traceparent leads to the trace
+    assert http.parent_id == client_span_id
     with otlp.lock:
         trace = [s for s in otlp.spans if s.trace_id == http.trace_id]
     by_id = {s.span_id: s for s in trace}
     kinds = {(s.kind, s.name) for s in trace}
-    command_publish = next(s for s in trace if s.kind == "PRODUCER" and s.name == "publish devices/+/commands")
-    meter_process = next(s for s in trace if s.kind == "CONSUMER" and s.name == "process devices/+/commands")
+    command_publish = next((s for s in trace if s.kind == "PRODUCER" and s.name == "publish devices/+/commands"), None)
+    meter_process = next((s for s in trace if s.kind == "CONSUMER" and s.name == "process devices/+/commands"), None)
     reply_publish = next((s for s in trace if s.kind == "PRODUCER" and "/replies/" in s.name), None)
     reply_process = next((s for s in trace if s.kind == "CONSUMER" and "/replies/" in s.name), None)
+    command = next((s for s in trace if s.kind == "CLIENT" and s.name == "command read_meter"), None)
+    assert command_publish is not None, kinds
+    assert meter_process is not None, kinds
     assert reply_publish is not None, kinds
     assert reply_process is not None, kinds
+    assert command is not None, kinds
+    # The command span: opened under the HTTP span, the publish of the command inside it.
+    assert http.span_id in _ancestor_ids(command, by_id), _chain(command, by_id)
+    assert command.span_id in _ancestor_ids(command_publish, by_id), _chain(command_publish, by_id)
+    assert command.span_id in _ancestor_ids(reply_process, by_id)
+    assert command.attributes["energy.command.state"] == "succeeded"
+    assert command.attributes["energy.command.id"] == command_id
+    assert command.attributes["energy.command.name"] == "read_meter"
+    assert command.attributes["energy.device.id"] == "meter-001"
+    assert command.status != "ERROR"
+    events = [name for name, _, _ in command.events]
+    assert events[0] == "sent", events
+    assert events[-1] == "reply", events
+    assert set(events) <= {"sent", "delivered", "reply"}, events
+    at = {name: time for name, time, _ in command.events}
+    assert command.start <= at["sent"] <= command_publish.start  # claimed, then published
+    # The reply's handling records the reply event and ends the span, before the response.
+    assert reply_process.start <= at["reply"] <= command.end <= min(reply_process.end, http.end)
+    assert dict(command.events[-1][2]) == {"energy.command.state": "succeeded"}
     # One connected trace: each step is a descendant of the one before, up to the HTTP span.
     assert http.name in _chain(command_publish, by_id)
     assert meter_process.parent_id == command_publish.span_id
@@ -242,8 +287,8 @@ async def test_a_command_round_trip_is_one_connected_trace_over_otlp(tmp_path: P
     assert reply_process.parent_id == reply_publish.span_id
     assert _chain(reply_process, by_id)[-1] == http.name  # the root is the HTTP span
     # The HTTP response goes out after the reply was handled.
-    assert http.start <= command_publish.start <= reply_process.end <= http.end
-    for span in (http, command_publish, meter_process, reply_publish, reply_process):
+    assert http.start <= command.start <= command_publish.start <= reply_process.end <= http.end
+    for span in (http, command, command_publish, meter_process, reply_publish, reply_process):
         assert span.attributes.get("correlation_id") == correlation_id, span
     assert command_publish.attributes["messaging.system"] == "mqtt"
     assert command_publish.attributes["messaging.destination.name"] == "devices/meter-001/commands"

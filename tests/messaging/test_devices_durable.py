@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
+from energy_common.context import correlation_scope, get_correlation_id
 from energy_messaging import DeviceManager, DeviceSimulator, MQTTManager, MQTTMessage
 from energy_messaging.devices import Command, CommandOptions, CommandStore, reply_payload, status_payload
 from energy_messaging.errors import (
@@ -44,6 +45,8 @@ class Replicas:
         self.stack, self.broker, self.root, self.store = stack, broker, root, store
         self.group = f"g{uuid.uuid4().hex[:8]}"
         self.transitions: list[tuple[int, str, str]] = []
+        #: ``(command_id, state, correlation id current in the hook)`` of every transition.
+        self.correlation_ids: list[tuple[str, str, str | None]] = []
         self.count = 0
 
     async def add(self, **options: Any) -> DeviceManager:
@@ -54,11 +57,15 @@ class Replicas:
             mqtt,
             topic_root=self.root,
             instance_id="svc",
-            on_command=lambda c, i=index: self.transitions.append((i, c.command_id, c.state)),
+            on_command=lambda c, i=index: self._seen(i, c),
             commands=CommandOptions(store=self.store, reply_share_group=self.group, sweep_interval=0.2, **options),
         )
         self.stack.push_async_callback(devices.aclose)
         return devices
+
+    def _seen(self, index: int, cmd: Command) -> None:
+        self.transitions.append((index, cmd.command_id, cmd.state))
+        self.correlation_ids.append((cmd.command_id, cmd.state, get_correlation_id()))
 
 
 @pytest.fixture
@@ -139,6 +146,51 @@ async def test_deliver_when_online_is_delivered_once(
     assert done.state == "succeeded"
     assert [state for state, _ in done.history] == ["queued", "sent", "succeeded"]
     assert [p["id"] for p in wire] == [cmd.command_id]
+
+
+async def test_a_queued_command_goes_out_under_the_correlation_id_of_its_request(
+    replicas: Replicas, mqtt_broker: Any, root: str, wait_until: WaitUntil
+) -> None:
+    """Sent when the meter comes online (from the status handler), the command still carries its request's id.
+
+    The wire message, the meter's reply and every transition hook (sent, succeeded) see
+    the correlation id current when the command was submitted, not the status message's;
+    so does the hook of another queued command that the sweeper expires.
+    """
+    a = await replicas.add()
+    wire: list[tuple[str, str | None]] = []
+    replies: list[tuple[str, str | None]] = []
+
+    async def record(message: MQTTMessage) -> None:
+        seen = replies if "/replies/" in message.topic else wire
+        seen.append((message.payload["id"], message.correlation_id))
+
+    listener = await replicas.stack.enter_async_context(MQTTManager(mqtt_broker.host, mqtt_broker.port))
+    await listener.subscribe(f"{root}/m1/commands", record)
+    await listener.subscribe(f"{root}/m1/replies/+", record)
+    await offline(a, wait_until)
+    with correlation_scope("req-queued-42"):
+        cmd = await a.submit_command("m1", "ping", deliver_when_online=True, expires_in=20, timeout=5)
+    with correlation_scope("req-expiring-7"):
+        expiring = await a.submit_command("m1", "ping", deliver_when_online=True, expires_in=0.2)
+    assert cmd.state == "queued"
+    assert get_correlation_id() is None
+
+    def expired() -> list[tuple[str, str | None]]:
+        return [
+            (state, cid) for command_id, state, cid in replicas.correlation_ids if command_id == expiring.command_id
+        ]
+
+    await wait_until(lambda: ("expired", "req-expiring-7") in expired() or len(expired()) > 1)
+    assert expired() == [("queued", "req-expiring-7"), ("expired", "req-expiring-7")]  # the sweeper's transition
+    async with simulator(mqtt_broker, root):
+        done = await a.wait_command(cmd.command_id, timeout=10)
+    assert done.state == "succeeded"
+    await wait_until(lambda: wire and replies)
+    assert wire == [(cmd.command_id, "req-queued-42")]
+    assert replies == [(cmd.command_id, "req-queued-42")]  # the meter answers under the command's id
+    hooks = [(state, cid) for command_id, state, cid in replicas.correlation_ids if command_id == cmd.command_id]
+    assert hooks == [("queued", "req-queued-42"), ("sent", "req-queued-42"), ("succeeded", "req-queued-42")]
 
 
 async def test_deliver_when_online_expires_cleanly(replicas: Replicas, root: str, wait_until: WaitUntil) -> None:

@@ -9,6 +9,11 @@ leaves a ``sent`` command that times out, never one published twice.
 Waiting for the outcome is polling the store with backoff (50 ms doubling to
 ``poll_max``), woken at once when the reply reaches this replica: it works on every
 backend and across replicas without a pub/sub channel.
+
+A command keeps the correlation id of the request that submitted it: its publish and
+every transition's hook (and log line) run under that id, also when they happen
+outside the request (a queued command sent when its meter comes online, a sweeper's
+timeout), so the meter, its reply and the logs all carry the request's id.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from energy_messaging.devices._commands import Command, CommandHook, CommandStat
 from energy_messaging.devices._protocol import DeviceTopics, command_payload
 from energy_messaging.devices._registry import Device
 from energy_messaging.devices._store import CommandStore, InMemoryCommandStore
-from energy_messaging.devices._telemetry import CommandMetrics, CommandTelemetry
+from energy_messaging.devices._telemetry import CommandMetrics, CommandTelemetry, correlation_of
 from energy_messaging.mqtt._manager import MQTTManager
 
 __all__ = ["CommandDispatcher", "CommandOptions"]
@@ -175,7 +180,7 @@ class CommandDispatcher:
             cmd.command_id, cmd.command, cmd.params, reply_to=reply_to, expires_at=int((claimed.deadline or now) * 1000)
         )
         try:
-            with self.telemetry.current(cmd.command_id):
+            with correlation_of(cmd), self.telemetry.current(cmd.command_id):
                 await self.mqtt.publish(
                     self.topics.commands(cmd.device_id),
                     payload,
@@ -332,10 +337,11 @@ class CommandDispatcher:
     async def _dispatch_quietly(self, cmd: Command) -> None:
         if cmd.state != "queued":
             return
-        try:
-            await self.dispatch(cmd)
-        except Exception:
-            logger.exception("queued command %s could not be sent", cmd.command_id)
+        with correlation_of(cmd):
+            try:
+                await self.dispatch(cmd)
+            except Exception:
+                logger.exception("queued command %s could not be sent", cmd.command_id)
 
     # ------------------------------------------------------------------ transitions
     async def _move(
@@ -359,6 +365,10 @@ class CommandDispatcher:
         return None
 
     async def _notify(self, cmd: Command) -> None:
+        with correlation_of(cmd):
+            await self._notify_now(cmd)
+
+    async def _notify_now(self, cmd: Command) -> None:
         self.telemetry.record(cmd)
         event = self._events.get(cmd.command_id)
         if event is not None and cmd.done:

@@ -14,6 +14,11 @@ low-cardinality labels only (the final state, never a device id):
 - counter ``commands`` (``<namespace>_commands_total{state}``): finished commands;
 - histogram ``command.round_trip`` (``<namespace>_command_round_trip_duration_seconds{state}``):
   seconds from sent to the reply, for ``succeeded`` and ``failed``.
+
+The span starts in the context current at ``begin`` (the HTTP request's server span in a
+service) and carries the request's correlation id (``correlation_id`` attribute, from the
+tracer provider's span processor). :func:`correlation_of` keeps that id current when the
+command is published or changes state outside the request.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
+from energy_common.context import get_correlation_id, reset_correlation_id, set_correlation_id
+
 from energy_messaging.devices._commands import Command
 
-__all__ = ["CommandMetrics", "CommandTelemetry"]
+__all__ = ["CommandMetrics", "CommandTelemetry", "correlation_of"]
 
 logger = logging.getLogger("energy_messaging.devices")
 
@@ -40,6 +47,23 @@ _EVENTS = {
     "cancelled": "cancelled",
 }
 _MAX_OPEN_SPANS = 10_000
+
+
+@contextmanager
+def correlation_of(command: Command) -> Iterator[None]:
+    """Make the command's correlation id (its request's) current for the block, if it has one.
+
+    The dispatcher publishes a command and runs its transition hooks under it, also outside
+    the request (a queued command sent from the status handler, a sweeper's timeout).
+    """
+    if command.correlation_id is None or command.correlation_id == get_correlation_id():
+        yield
+        return
+    token = set_correlation_id(command.correlation_id)
+    try:
+        yield
+    finally:
+        reset_correlation_id(token)
 
 
 @runtime_checkable
