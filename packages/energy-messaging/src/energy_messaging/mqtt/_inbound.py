@@ -326,12 +326,20 @@ class Inbound:
             return self._call(sub, msg, cid, {}, dropped)  # not sampled: no SDK span
         return observer.process(self._call, sub, msg, cid, carrier, found=found)
 
-    async def _call(
+    def _call(
         self, sub: Subscription, msg: MQTTMessage, cid: str | None, carrier: dict[str, str], otel: Any = None
-    ) -> BaseException | None:
-        """Run the handler; ``otel``: an OpenTelemetry context to run it under (a dropped message's)."""
+    ) -> Awaitable[BaseException | None]:
+        """The handler call; ``otel``: an OpenTelemetry context to run it under (a dropped message's).
+
+        A plain function returning the coroutine: the untraced path pays no extra coroutine.
+        """
         if otel is None:
-            return await self._run(sub, msg, cid, carrier)
+            return self._run(sub, msg, cid, carrier)
+        return self._run_under(otel, sub, msg, cid, carrier)
+
+    async def _run_under(
+        self, otel: Any, sub: Subscription, msg: MQTTMessage, cid: str | None, carrier: dict[str, str]
+    ) -> BaseException | None:
         token = _observe.attach(otel)
         try:
             return await self._run(sub, msg, cid, carrier)
