@@ -141,6 +141,7 @@ class MeterRuntime:
                 namespace=f"{prefix}events",
                 source=f"urn:energy:{settings.service_name}",
                 start_from="new",
+                metrics=self.metrics,  # energy-messaging's built-in event-bus metrics (meter_events_*)
             )
         self.events_seen = 0
         self.broker: EmbeddedBroker | None = None

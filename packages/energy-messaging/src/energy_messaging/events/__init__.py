@@ -7,6 +7,9 @@ moved to the dead-letter stream (with the reason) after ``max_deliveries``.
 :mod:`energy_messaging.deadletters` lists, replays and purges dead letters;
 :mod:`energy_messaging.events.outbox` relays a transactional outbox.
 Wrap handlers with :func:`idempotent` to process a redelivered event once.
+Give the bus a :class:`~energy_messaging.mqtt.MetricsSink` (``metrics=``) for its built-in metrics: events
+published and consumed by outcome, handler time, dead letters by reason, and each
+consumer group's lag and pending count.
 
 The Redis backend lives in :mod:`energy_messaging.events.redis_streams` (extra
 ``redis``); :func:`create_event_bus` imports it only for a ``redis://`` URL.

@@ -7,12 +7,14 @@ import contextlib
 import os
 import socket
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
 from opentelemetry import trace
 
+from energy_messaging._metrics import MetricsSink, is_metrics_sink
 from energy_messaging.events._bus import DeadLetter, DeadLetterHook, EventBusStats, EventHandler
 from energy_messaging.events._consumer import (
     ACK_ON_EXIT_TIMEOUT,
@@ -30,6 +32,7 @@ from energy_messaging.events._envelope import (
     validate_event_type,
 )
 from energy_messaging.events._errors import EventBusClosedError, EventBusConfigurationError
+from energy_messaging.events._metrics import BusMetrics
 from energy_messaging.events._transport import EVENT_FIELD, Transport
 
 __all__ = ["TransportEventBus", "default_consumer_name"]
@@ -46,7 +49,10 @@ class TransportEventBus:
     """An :class:`~energy_messaging.events.EventBus` over a stream :class:`Transport`.
 
     Backends subclass it and supply the transport; see
-    :class:`~energy_messaging.events.InMemoryEventBus` for the options.
+    :class:`~energy_messaging.events.InMemoryEventBus` for the options. With
+    ``metrics`` (a :class:`~energy_messaging.mqtt.MetricsSink`, such as energy-monitoring's
+    ``MetricsRegistry``) the bus records the metrics of
+    :mod:`energy_messaging.events._metrics` and samples its group's lag every second.
     """
 
     def __init__(
@@ -68,7 +74,9 @@ class TransportEventBus:
         start_from: Literal["new", "oldest"],
         shutdown_timeout: float,
         on_dead_letter: DeadLetterHook | None,
+        metrics: MetricsSink | None = None,
     ) -> None:
+        _require(metrics is None or is_metrics_sink(metrics), "metrics", metrics)
         _require(bool(group) and group.isprintable() and " " not in group, "group", group)
         _require(max_deliveries >= 1, "max_deliveries", max_deliveries)
         _require(min_idle > 0, "min_idle", min_idle)
@@ -100,6 +108,7 @@ class TransportEventBus:
         self._handlers: dict[str, list[EventHandler]] = {}
         self._streams: dict[str, str] = {}
         self._stats = EventBusStats()
+        self._metrics = BusMetrics(metrics, group) if metrics is not None else None
         self._consumer = Consumer(
             transport,
             self._settings,
@@ -109,8 +118,10 @@ class TransportEventBus:
             start_id="$" if start_from == "new" else "0",
             stats=self._stats,
             on_dead_letter=on_dead_letter,
+            metrics=self._metrics,
         )
         self._task: asyncio.Task[None] | None = None
+        self._sampler: asyncio.Task[None] | None = None
         self._running = False
         self._closed = False
 
@@ -153,6 +164,11 @@ class TransportEventBus:
             raise EventBusClosedError("This event bus was closed; create a new one.")
         self._running = True
         self._spawn()
+        if self._metrics is not None and self._sampler is None:
+            self._sampler = asyncio.create_task(
+                self._metrics.run(self._transport, self._streams, self._stats),
+                name=f"energy-events-metrics:{self.consumer}",
+            )
 
     def _spawn(self) -> None:
         if self._running and self._task is None and self._streams:
@@ -165,6 +181,11 @@ class TransportEventBus:
         self._closed = True
         self._running = False
         self._consumer.stopping = True
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
         task, self._task = self._task, None
         if task is not None:
             if not self._consumer.idle.is_set() and self._shutdown_timeout > 0:
@@ -236,6 +257,8 @@ class TransportEventBus:
                 correlation_id=correlation_id,
             )
         self._stats.published += 1
+        if self._metrics is not None:
+            self._metrics.published(event_type)
         return event
 
     async def _send(
@@ -275,6 +298,8 @@ class TransportEventBus:
         event = decode_event(raw, max_bytes=self._settings.max_event_bytes)
         await self._transport.append(self.stream_for(event.type), {EVENT_FIELD: raw}, maxlen=self._settings.maxlen)
         self._stats.published += 1
+        if self._metrics is not None:
+            self._metrics.published(event.type)
         return event
 
     async def publish_encoded_many(self, raws: Sequence[bytes]) -> list[Event]:
@@ -297,6 +322,9 @@ class TransportEventBus:
             maxlen=self._settings.maxlen,
         )
         self._stats.published += len(events)
+        if self._metrics is not None:
+            for event_type, count in Counter(event.type for event in events).items():
+                self._metrics.published(event_type, count)
         return events
 
     @overload
@@ -320,6 +348,8 @@ class TransportEventBus:
         stream = self.stream_for(event_type)
 
         def register(func: EventHandler) -> EventHandler:
+            if self._metrics is not None and event_type not in self._handlers:
+                self._metrics.subscribed(event_type)
             self._handlers.setdefault(event_type, []).append(func)
             self._streams[stream] = event_type
             self._spawn()

@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import logging
 import random
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from opentelemetry import trace
 from energy_messaging.events._bus import DeadLetter, DeadLetterHook, EventBusStats, EventHandler
 from energy_messaging.events._envelope import Event, decode_event
 from energy_messaging.events._errors import EventBusConnectionError, InvalidEventError
+from energy_messaging.events._metrics import BusMetrics, DeadLetterReason
 from energy_messaging.events._transport import EVENT_FIELD, Entry, NoGroupError, Transport
 
 __all__ = [
@@ -125,8 +127,10 @@ class Consumer:
         start_id: str,
         stats: EventBusStats,
         on_dead_letter: DeadLetterHook | None,
+        metrics: BusMetrics | None = None,
     ) -> None:
         self._transport = transport
+        self._metrics = metrics
         self._settings = settings
         self._handlers = handlers  # event type -> handlers (shared with the bus, may grow)
         self._streams = streams  # stream key -> event type (shared with the bus, may grow)
@@ -254,20 +258,25 @@ class Consumer:
         event_type = self._streams.get(entry.stream, "")
         payload = entry.payload
         if payload is None:
-            return await self._dead_letter(entry, event_type, f"malformed entry: no '{EVENT_FIELD}' field")
+            return await self._dead_letter(entry, event_type, "malformed", f"malformed entry: no '{EVENT_FIELD}' field")
         try:
             event = decode_event(payload, max_bytes=self._settings.max_event_bytes)
         except InvalidEventError as exc:
-            return await self._dead_letter(entry, event_type, f"malformed event: {exc.message}")
+            return await self._dead_letter(entry, event_type, "invalid_event", f"malformed event: {exc.message}")
         if event.type != event_type:
             return await self._dead_letter(
-                entry, event_type, f"event type {event.type!r} does not match stream type {event_type!r}"
+                entry,
+                event_type,
+                "type_mismatch",
+                f"event type {event.type!r} does not match stream type {event_type!r}",
             )
         limit = self._settings.max_deliveries
         if entry.deliveries > limit:
             return await self._dead_letter(
-                entry, event_type, f"delivered {entry.deliveries} times, above the maximum of {limit}"
+                entry, event_type, "max_deliveries", f"delivered {entry.deliveries} times, above the maximum of {limit}"
             )
+        metrics = self._metrics
+        started = time.perf_counter() if metrics is not None else 0.0
         try:
             await self._dispatch(event, self._handlers.get(event_type, ()))
         except Exception as exc:
@@ -282,10 +291,16 @@ class Consumer:
                 exc_info=True,
             )
             if entry.deliveries >= limit:
+                if metrics is not None:
+                    metrics.observe(event_type, time.perf_counter() - started)
                 reason = f"handler failed on delivery {entry.deliveries} of {limit}: {type(exc).__name__}: {exc}"
-                return await self._dead_letter(entry, event_type, reason)
+                return await self._dead_letter(entry, event_type, "handler_error", reason)
+            if metrics is not None:
+                metrics.consumed(event_type, "retry", time.perf_counter() - started)
             return False  # stays pending; redelivered after its retry delay
         self._stats.handled += 1
+        if metrics is not None:
+            metrics.consumed(event_type, "ok", time.perf_counter() - started)
         return True
 
     @staticmethod
@@ -310,7 +325,7 @@ class Consumer:
         finally:
             otel_context.detach(token)
 
-    async def _dead_letter(self, entry: Entry, event_type: str, reason: str) -> bool:
+    async def _dead_letter(self, entry: Entry, event_type: str, code: DeadLetterReason, reason: str) -> bool:
         reason = reason[:_MAX_REASON]
         letter = DeadLetter(
             event_type=event_type,
@@ -324,6 +339,9 @@ class Consumer:
         )
         await self._transport.append(self._dead_letter_stream, encode_dead_letter(letter), maxlen=self._settings.maxlen)
         self._stats.dead_lettered += 1
+        if self._metrics is not None:
+            self._metrics.consumed(event_type, "dead_letter")
+            self._metrics.dead_lettered(code)
         logger.warning("Dead-lettered entry %s of %s: %s", entry.entry_id, event_type or entry.stream, reason)
         if self._on_dead_letter is not None:
             try:

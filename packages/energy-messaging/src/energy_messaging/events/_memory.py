@@ -14,10 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from energy_messaging._metrics import MetricsSink
 from energy_messaging.events._base import TransportEventBus
 from energy_messaging.events._bus import DeadLetterHook
 from energy_messaging.events._envelope import MAX_EVENT_BYTES
-from energy_messaging.events._transport import Entry, NoGroupError, RetryDelay
+from energy_messaging.events._transport import Entry, GroupState, NoGroupError, RetryDelay
 
 __all__ = ["InMemoryEventBus", "MemoryStreams"]
 
@@ -181,6 +182,16 @@ class MemoryStreams:
             return 0
         return sum(data.entries.pop(_seq(entry_id), None) is not None for entry_id in entry_ids)
 
+    async def group_state(self, stream: str, group: str) -> GroupState:
+        """Return the group's lag (entries after its last delivered one) and pending count."""
+        data, grp = self._group(stream, group)
+        last = grp.last
+        if len(data.entries) == data.next - data.first:  # no entry deleted: the ids are contiguous
+            lag = data.next - 1 - max(last, data.first - 1)
+        else:
+            lag = sum(1 for seq in data.entries if seq > last)
+        return GroupState(lag=lag, pending=len(grp.pending))
+
     def pending_count(self, stream: str, group: str) -> int:
         """Return how many entries of ``stream`` the group holds unacknowledged."""
         data = self._streams.get(stream)
@@ -222,6 +233,9 @@ class InMemoryEventBus(TransportEventBus):
             An existing group always resumes where it stopped.
         shutdown_timeout: Seconds ``aclose()`` waits for the in-flight batch.
         on_dead_letter: Hook called with each :class:`DeadLetter`.
+        metrics: Where the bus records its metrics (``events.published``,
+            ``events.consumed``, ``events.lag``, ...: see the package README, "Event bus
+            metrics"), e.g. energy-monitoring's ``MetricsRegistry``; None records none.
 
     Example:
         >>> import asyncio
@@ -261,6 +275,7 @@ class InMemoryEventBus(TransportEventBus):
         start_from: Literal["new", "oldest"] = "oldest",
         shutdown_timeout: float = 5.0,
         on_dead_letter: DeadLetterHook | None = None,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self.streams = streams if streams is not None else MemoryStreams()
         super().__init__(
@@ -280,4 +295,5 @@ class InMemoryEventBus(TransportEventBus):
             start_from=start_from,
             shutdown_timeout=shutdown_timeout,
             on_dead_letter=on_dead_letter,
+            metrics=metrics,
         )

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["EVENT_FIELD", "Entry", "NoGroupError", "RetryDelay", "Transport"]
+__all__ = ["EVENT_FIELD", "Entry", "GroupState", "NoGroupError", "RetryDelay", "Transport"]
 
 #: ``delay(entry_id, deliveries)``: seconds an entry delivered ``deliveries`` times must stay
 #: idle before it is claimed again (at least ``min_idle``).
@@ -35,12 +35,25 @@ class Entry:
         return self.fields.get(EVENT_FIELD)
 
 
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """How far one consumer group is behind on one stream.
+
+    Attributes:
+        lag: Entries of the stream not delivered to the group yet.
+        pending: Entries delivered to the group and not acknowledged.
+    """
+
+    lag: int
+    pending: int
+
+
 class NoGroupError(Exception):
     """The stream or its consumer group is gone (deleted, or a fresh server): recreate it."""
 
 
 class Transport(Protocol):
-    """Stream operations (XGROUP CREATE, XADD, XREADGROUP, XAUTOCLAIM, XACK, XRANGE)."""
+    """Stream operations (XGROUP CREATE, XADD, XREADGROUP, XAUTOCLAIM, XACK, XRANGE, XINFO GROUPS)."""
 
     async def ensure_group(self, stream: str, group: str, *, start_id: str) -> None:
         """Create the group (and the stream) unless it exists; ``start_id`` is ``"$"`` or ``"0"``."""
@@ -88,6 +101,14 @@ class Transport(Protocol):
 
     async def delete_entries(self, stream: str, entry_ids: Sequence[str]) -> int:
         """Delete entries by id (``XDEL``); return how many existed."""
+        ...
+
+    async def group_state(self, stream: str, group: str) -> GroupState:
+        """Return the group's lag and pending count on ``stream`` (``XINFO GROUPS``).
+
+        Raises:
+            NoGroupError: The stream or the group does not exist.
+        """
         ...
 
     async def aclose(self) -> None:

@@ -38,12 +38,13 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by the packaging tests
     raise missing_extra("energy-messaging", "redis", exc) from exc
 
+from energy_messaging._metrics import MetricsSink
 from energy_messaging.events._base import TransportEventBus
 from energy_messaging.events._bus import DeadLetterHook
 from energy_messaging.events._envelope import MAX_EVENT_BYTES
 from energy_messaging.events._errors import EventBusConfigurationError, EventBusConnectionError, EventBusError
 from energy_messaging.events._idempotency import IdempotencyState
-from energy_messaging.events._transport import Entry, NoGroupError, RetryDelay
+from energy_messaging.events._transport import Entry, GroupState, NoGroupError, RetryDelay
 
 __all__ = ["RedisIdempotencyStore", "RedisStreamsEventBus", "RedisStreamsTransport"]
 
@@ -64,6 +65,9 @@ def _translated() -> Iterator[None]:
     except redis_exceptions.RedisError as exc:
         raise EventBusError(f"Redis failed: {type(exc).__name__}: {exc}") from exc
 
+
+#: Most entries counted for a group's lag when Redis cannot report it (after ``XDEL``).
+LAG_COUNT_LIMIT = 10_000
 
 # A non-empty {...} section: Redis Cluster hashes only it, so keys sharing it share a slot.
 _HASH_TAG = re.compile(r"\{[^{}]+\}")
@@ -221,6 +225,31 @@ class RedisStreamsTransport:
         with _translated():
             return int(await self.client.xdel(stream, *entry_ids))
 
+    async def group_state(self, stream: str, group: str) -> GroupState:
+        """``XINFO GROUPS <stream>``: the group's ``lag`` and ``pending``.
+
+        Redis reports no lag once entries after the group's last delivered one were
+        deleted (``XDEL``); then they are counted with ``XRANGE``, up to
+        :data:`LAG_COUNT_LIMIT`.
+        """
+        with _translated():
+            try:
+                groups: list[Any] = await self.client.xinfo_groups(stream)
+            except redis_exceptions.ResponseError as exc:
+                if "no such key" in str(exc):
+                    raise NoGroupError(f"NOGROUP {stream} {group}") from exc
+                raise
+            for info in groups:
+                if _text(info["name"]) != group:
+                    continue
+                lag = info.get("lag")
+                if lag is None:
+                    start = "(" + _text(info["last-delivered-id"])
+                    after: Any = await self.client.xrange(stream, min=start, max="+", count=LAG_COUNT_LIMIT)
+                    lag = len(after or ())
+                return GroupState(lag=int(lag), pending=int(info["pending"]))
+        raise NoGroupError(f"NOGROUP {stream} {group}")
+
     async def aclose(self) -> None:
         """Close the client if the bus created it."""
         if self._owns_client:
@@ -258,6 +287,9 @@ class RedisStreamsEventBus(TransportEventBus):
             An existing group always resumes where it stopped.
         shutdown_timeout: Seconds ``aclose()`` waits for the in-flight batch.
         on_dead_letter: Hook called with each :class:`DeadLetter`.
+        metrics: Where the bus records its metrics (``events.published``,
+            ``events.consumed``, ``events.lag``, ...: see the package README, "Event bus
+            metrics"), e.g. energy-monitoring's ``MetricsRegistry``; None records none.
 
     Raises:
         EventBusConfigurationError: An option is out of range, or a cluster namespace
@@ -283,6 +315,7 @@ class RedisStreamsEventBus(TransportEventBus):
         start_from: Literal["new", "oldest"] = "oldest",
         shutdown_timeout: float = 5.0,
         on_dead_letter: DeadLetterHook | None = None,
+        metrics: MetricsSink | None = None,
     ) -> None:
         owns = isinstance(redis, str)
         client = connect(redis, block=block) if isinstance(redis, str) else redis
@@ -310,6 +343,7 @@ class RedisStreamsEventBus(TransportEventBus):
             start_from=start_from,
             shutdown_timeout=shutdown_timeout,
             on_dead_letter=on_dead_letter,
+            metrics=metrics,
         )
 
     @property

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING
 from energy_messaging._lazy import lazy_names
 
 if TYPE_CHECKING:
+    from energy_messaging._metrics import MetricsSink
     from energy_messaging.devices._manager import DeviceManager
     from energy_messaging.mqtt._drops import BrokerDrops
     from energy_messaging.mqtt._manager import MQTTManager
     from energy_messaging.mqtt._message import DeadLetter, MQTTMessage
-    from energy_messaging.mqtt._observe import MetricsSink, topic_template
+    from energy_messaging.mqtt._observe import topic_template
     from energy_messaging.mqtt._options import DeadLetterHook, LastWill, MQTTOptions, MQTTSettings, ProtocolChoice
     from energy_messaging.mqtt._router import Handler, Subscription
     from energy_messaging.mqtt._state import MQTTState
@@ -41,7 +42,7 @@ _LAZY: dict[str, str] = {
     "MQTTOptions": "energy_messaging.mqtt._options",
     "MQTTSettings": "energy_messaging.mqtt._options",
     "MQTTState": "energy_messaging.mqtt._state",
-    "MetricsSink": "energy_messaging.mqtt._observe",
+    "MetricsSink": "energy_messaging._metrics",
     "ProtocolChoice": "energy_messaging.mqtt._options",
     "Subscription": "energy_messaging.mqtt._router",
     "topic_template": "energy_messaging.mqtt._observe",

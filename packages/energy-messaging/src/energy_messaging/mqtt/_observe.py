@@ -32,9 +32,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from energy_messaging._metrics import MetricsSink
 from energy_messaging.mqtt._sampling import SamplingGate
 
 if TYPE_CHECKING:
@@ -58,23 +59,6 @@ _SCOPE = "energy_messaging.mqtt"
 
 _TEMPLATE_CACHE_LIMIT = 10_000
 _provider_and_tracer: tuple[object, Any] | None = None
-
-
-class MetricsSink(Protocol):
-    """Where the manager records its metrics (energy-monitoring's ``MetricsRegistry`` is one).
-
-    Names are dotted (``mqtt.messages.received``); the sink adds its namespace and the
-    Prometheus suffixes (``<namespace>_mqtt_messages_received_total``).
-    """
-
-    def increment_counter(self, name: str, value: float = 1, tags: Mapping[str, object] | None = None) -> None:
-        """Add ``value`` to a counter (0 creates the labelled series)."""
-
-    def set_gauge(self, name: str, value: float, tags: Mapping[str, object] | None = None) -> None:
-        """Set a gauge."""
-
-    def observe_duration(self, name: str, seconds: float, tags: Mapping[str, object] | None = None) -> None:
-        """Record a duration in the ``<name>_duration_seconds`` histogram."""
 
 
 class HandlerCall(Protocol):

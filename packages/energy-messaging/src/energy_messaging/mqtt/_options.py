@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 from energy_messaging._errors import MQTTOptionsError
+from energy_messaging._metrics import MetricsSink, is_metrics_sink
 from energy_messaging._topics import validate_topic
 from energy_messaging.mqtt._message import DeadLetter
-from energy_messaging.mqtt._observe import MetricsSink
 
 __all__ = ["DeadLetterHook", "LastWill", "MQTTOptions", "MQTTSettings", "PasswordProvider", "ProtocolChoice"]
 
@@ -148,9 +148,7 @@ class MQTTOptions:
 
 
 def _check_observability(metrics: object, templates: object) -> None:
-    if metrics is not None and not all(
-        callable(getattr(metrics, name, None)) for name in ("increment_counter", "set_gauge", "observe_duration")
-    ):
+    if metrics is not None and not is_metrics_sink(metrics):
         raise _fail("metrics", "None or a MetricsSink (e.g. energy_monitoring's MetricsRegistry)", metrics)
     if not isinstance(templates, tuple) or not all(isinstance(item, str) for item in templates):
         raise _fail("topic_templates", "a tuple of topic filters such as 'sites/{site}/meters/{meter}'", templates)
