@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from energy_messaging.deadletters._queue import DeadLetterQueue, DeadLetterRecord
 from energy_messaging.events._base import TransportEventBus
-from energy_messaging.events._consumer import decode_dead_letter
+from energy_messaging.events._bus import decode_dead_letter
 from energy_messaging.events._transport import Transport
 
 __all__ = ["DEFAULT_MQTT_STREAM", "MQTTDeadLetterStore", "MQTTRepublisher", "event_dead_letters"]

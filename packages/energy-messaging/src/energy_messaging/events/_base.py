@@ -15,12 +15,11 @@ from typing import Any, Literal, Self, overload
 from opentelemetry import trace
 
 from energy_messaging._metrics import MetricsSink, is_metrics_sink
-from energy_messaging.events._bus import DeadLetter, DeadLetterHook, EventBusStats, EventHandler
+from energy_messaging.events._bus import DeadLetter, DeadLetterHook, EventBusStats, EventHandler, decode_dead_letter
 from energy_messaging.events._consumer import (
     ACK_ON_EXIT_TIMEOUT,
     Consumer,
     ConsumerSettings,
-    decode_dead_letter,
     tracing_enabled,
 )
 from energy_messaging.events._envelope import (

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self, overload, runtime_checkable
 
 from energy_messaging.events._envelope import Event, decode_event
 from energy_messaging.events._errors import InvalidEventError
+from energy_messaging.events._transport import EVENT_FIELD
 
-__all__ = ["DeadLetter", "DeadLetterHook", "EventBus", "EventBusStats", "EventHandler"]
+__all__ = [
+    "DeadLetter",
+    "DeadLetterHook",
+    "EventBus",
+    "EventBusStats",
+    "EventHandler",
+    "decode_dead_letter",
+    "encode_dead_letter",
+]
 
 #: A subscriber: an async callable that receives one :class:`Event`. Raising makes the
 #: event be delivered again (up to the bus's ``max_deliveries``, then dead-lettered).
@@ -149,3 +158,45 @@ class EventBus(Protocol):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+
+def encode_dead_letter(letter: DeadLetter) -> dict[str, bytes]:
+    """Return the dead-letter stream fields of a :class:`DeadLetter`."""
+    fields = {
+        "event_type": letter.event_type.encode(),
+        "entry_id": letter.entry_id.encode(),
+        "reason": letter.reason.encode(),
+        "deliveries": str(letter.deliveries).encode(),
+        "group": letter.group.encode(),
+        "consumer": letter.consumer.encode(),
+        "time": letter.time.isoformat().encode(),
+    }
+    if letter.payload is not None:
+        fields[EVENT_FIELD] = letter.payload
+    return fields
+
+
+def decode_dead_letter(fields: Mapping[str, bytes]) -> DeadLetter:
+    """Rebuild a :class:`DeadLetter` from dead-letter stream fields (lenient on bad values)."""
+
+    def text(name: str) -> str:
+        return fields.get(name, b"").decode(errors="replace")
+
+    try:
+        deliveries = int(text("deliveries") or 0)
+    except ValueError:
+        deliveries = 0
+    try:
+        time = datetime.fromisoformat(text("time"))
+    except ValueError:
+        time = datetime.fromtimestamp(0, UTC)
+    return DeadLetter(
+        event_type=text("event_type"),
+        entry_id=text("entry_id"),
+        reason=text("reason"),
+        deliveries=deliveries,
+        payload=fields.get(EVENT_FIELD),
+        group=text("group"),
+        consumer=text("consumer"),
+        time=time,
+    )

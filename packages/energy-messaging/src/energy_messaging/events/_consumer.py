@@ -17,7 +17,7 @@ from energy_common.propagation import extract_context
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from energy_messaging.events._bus import DeadLetter, DeadLetterHook, EventBusStats, EventHandler
+from energy_messaging.events._bus import DeadLetter, DeadLetterHook, EventBusStats, EventHandler, encode_dead_letter
 from energy_messaging.events._envelope import Event, decode_event
 from energy_messaging.events._errors import EventBusConnectionError, InvalidEventError
 from energy_messaging.events._metrics import BusMetrics, DeadLetterReason
@@ -27,8 +27,6 @@ __all__ = [
     "ACK_ON_EXIT_TIMEOUT",
     "Consumer",
     "ConsumerSettings",
-    "decode_dead_letter",
-    "encode_dead_letter",
     "retry_delay",
     "tracing_enabled",
 ]
@@ -356,45 +354,3 @@ class Consumer:
 def tracing_enabled() -> bool:
     """Tell whether an OpenTelemetry SDK is configured (else spans are skipped: they would be no-ops)."""
     return not isinstance(trace.get_tracer_provider(), _NO_SDK)
-
-
-def encode_dead_letter(letter: DeadLetter) -> dict[str, bytes]:
-    """Return the dead-letter stream fields of a :class:`DeadLetter`."""
-    fields = {
-        "event_type": letter.event_type.encode(),
-        "entry_id": letter.entry_id.encode(),
-        "reason": letter.reason.encode(),
-        "deliveries": str(letter.deliveries).encode(),
-        "group": letter.group.encode(),
-        "consumer": letter.consumer.encode(),
-        "time": letter.time.isoformat().encode(),
-    }
-    if letter.payload is not None:
-        fields[EVENT_FIELD] = letter.payload
-    return fields
-
-
-def decode_dead_letter(fields: Mapping[str, bytes]) -> DeadLetter:
-    """Rebuild a :class:`DeadLetter` from dead-letter stream fields (lenient on bad values)."""
-
-    def text(name: str) -> str:
-        return fields.get(name, b"").decode(errors="replace")
-
-    try:
-        deliveries = int(text("deliveries") or 0)
-    except ValueError:
-        deliveries = 0
-    try:
-        time = datetime.fromisoformat(text("time"))
-    except ValueError:
-        time = datetime.fromtimestamp(0, UTC)
-    return DeadLetter(
-        event_type=text("event_type"),
-        entry_id=text("entry_id"),
-        reason=text("reason"),
-        deliveries=deliveries,
-        payload=fields.get(EVENT_FIELD),
-        group=text("group"),
-        consumer=text("consumer"),
-        time=time,
-    )
