@@ -17,6 +17,10 @@ Variants:
     redis-raw     redis-py alone: ``json.dumps`` payload, XADD with MAXLEN ~, XREADGROUP
                   (batches of 100), ``json.loads``, handler call, XACK per batch.
     memory-energy ``InMemoryEventBus`` (same envelope and group semantics, no network).
+    *-metrics     the energy variant given an energy-monitoring ``MetricsRegistry``
+                  (``metrics=``): published/consumed counters and the handler histogram
+                  per event, lag and pending sampled every second; the run is checked
+                  against the registry (N published, N consumed ``ok``).
     memory-raw    an ``asyncio.Queue`` with ``json.dumps``/``json.loads``: the floor.
 
 Variants run in interleaved rounds in a shuffled order, each round on fresh stream keys
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import random
@@ -39,6 +44,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as redis_asyncio
 from energy_messaging.events import InMemoryEventBus
 from energy_messaging.events.redis_streams import RedisStreamsEventBus
+from energy_monitoring.metrics import MetricsRegistry
 
 REDIS_URL = os.environ.get("ENERGY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 MAXLEN = 100_000
@@ -89,21 +95,37 @@ async def _stop(task: asyncio.Task[None]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def redis_energy(n: int) -> Result:
-    """End-to-end run of RedisStreamsEventBus."""
+def _check_metrics(registry: MetricsRegistry | None, n: int) -> None:
+    """Fail the run unless the registry counted every event published and consumed."""
+    if registry is None:
+        return
+    sample = registry.collector_registry.get_sample_value
+    published = sample("bench_events_published_total", {"event_type": "reading.stored"})
+    ok = sample("bench_events_consumed_total", {"event_type": "reading.stored", "group": "bench", "outcome": "ok"})
+    if published != n or ok != n:
+        raise SystemExit(f"metrics counted {published} published / {ok} consumed of {n}; no figures")
+
+
+async def redis_energy(n: int, *, metrics: bool = False) -> Result:
+    """End-to-end run of RedisStreamsEventBus (with a metrics registry if ``metrics``)."""
     prefix = f"bench:events:{uuid.uuid4().hex[:8]}"
     handler, done = _countdown(n)
+    registry = MetricsRegistry("bench") if metrics else None
 
-    bus = RedisStreamsEventBus(REDIS_URL, namespace=prefix, group="bench", maxlen=MAXLEN, batch_size=BATCH, block=0.5)
+    bus = RedisStreamsEventBus(
+        REDIS_URL, namespace=prefix, group="bench", maxlen=MAXLEN, batch_size=BATCH, block=0.5, metrics=registry
+    )
     bus.subscribe("reading.stored", handler)
     try:
         async with bus:
             wall, cpu = time.perf_counter(), time.process_time()
             for i in range(n):
                 await bus.publish("reading.stored", payload(i))
-            return await _elapsed_when(done, wall, cpu)
+            result = await _elapsed_when(done, wall, cpu)
     finally:
         await _cleanup(prefix)
+    _check_metrics(registry, n)
+    return result
 
 
 async def redis_raw(n: int) -> Result:
@@ -141,17 +163,20 @@ async def redis_raw(n: int) -> Result:
         await _cleanup(prefix)
 
 
-async def memory_energy(n: int) -> Result:
-    """End-to-end run of InMemoryEventBus."""
+async def memory_energy(n: int, *, metrics: bool = False) -> Result:
+    """End-to-end run of InMemoryEventBus (with a metrics registry if ``metrics``)."""
     handler, done = _countdown(n)
+    registry = MetricsRegistry("bench") if metrics else None
 
-    bus = InMemoryEventBus(group="bench", maxlen=MAXLEN, batch_size=BATCH, block=0.5)
+    bus = InMemoryEventBus(group="bench", maxlen=MAXLEN, batch_size=BATCH, block=0.5, metrics=registry)
     bus.subscribe("reading.stored", handler)
     async with bus:
         wall, cpu = time.perf_counter(), time.process_time()
         for i in range(n):
             await bus.publish("reading.stored", payload(i))
-        return await _elapsed_when(done, wall, cpu)
+        result = await _elapsed_when(done, wall, cpu)
+    _check_metrics(registry, n)
+    return result
 
 
 async def memory_raw(n: int) -> Result:
@@ -175,8 +200,10 @@ async def memory_raw(n: int) -> Result:
 
 VARIANTS: dict[str, Variant] = {
     "redis-energy": redis_energy,
+    "redis-energy-metrics": functools.partial(redis_energy, metrics=True),
     "redis-raw": redis_raw,
     "memory-energy": memory_energy,
+    "memory-energy-metrics": functools.partial(memory_energy, metrics=True),
     "memory-raw": memory_raw,
 }
 
@@ -199,12 +226,14 @@ def report(samples: dict[str, list[Result]], n: int) -> str:
     """Format medians and ratios."""
     rate = {name: statistics.median(n / wall for wall, _ in values) for name, values in samples.items()}
     cpu_us = {name: statistics.median(cpu / n * 1e6 for _, cpu in values) for name, values in samples.items()}
-    lines = [f"{'variant':<14} {'events/s':>10} {'CPU us/event':>13}"]
-    lines += [f"{name:<14} {rate[name]:>10,.0f} {cpu_us[name]:>13.1f}" for name in samples]
+    lines = [f"{'variant':<22} {'events/s':>10} {'CPU us/event':>13}"]
+    lines += [f"{name:<22} {rate[name]:>10,.0f} {cpu_us[name]:>13.1f}" for name in samples]
     for backend in ("redis", "memory"):
+        energy, raw, metered = f"{backend}-energy", f"{backend}-raw", f"{backend}-energy-metrics"
         lines.append(
-            f"{backend}: energy/raw throughput {rate[f'{backend}-energy'] / rate[f'{backend}-raw']:.2f}x, "
-            f"CPU per event {cpu_us[f'{backend}-energy'] / cpu_us[f'{backend}-raw']:.2f}x"
+            f"{backend}: energy/raw throughput {rate[energy] / rate[raw]:.2f}x, "
+            f"CPU per event {cpu_us[energy] / cpu_us[raw]:.2f}x; with metrics "
+            f"{rate[metered] / rate[energy]:.2f}x throughput, {cpu_us[metered] - cpu_us[energy]:+.1f} us CPU per event"
         )
     return "\n".join(lines)
 

@@ -10,7 +10,9 @@ import pytest
 from energy_messaging.events import (
     Event,
     EventBusConfigurationError,
+    EventBusConnectionError,
     InMemoryEventBus,
+    InvalidEventError,
     MemoryStreams,
     TransportEventBus,
     create_event_bus,
@@ -211,6 +213,22 @@ async def test_unreachable_backend_reads_disconnected(free_redis_url: str) -> No
     async with bus:
         await _until(lambda: _value(registry, "t_events_connected", group="billing") == 0, within=10)
         assert bus.stats.connection_errors >= 1
+        with pytest.raises(EventBusConnectionError):
+            await bus.publish("reading.stored", {"n": 1})
+    failed = {"event_type": "reading.stored", "error": "EVENT_BUS_UNAVAILABLE"}
+    assert _value(registry, "t_events_publish_errors_total", **failed) == 1
+    assert _value(registry, "t_events_published_total", event_type="reading.stored") is None
+
+
+async def test_refused_publishes_are_counted_by_error(make_bus: BusFactory) -> None:
+    """A publish the bus refuses (data that is not JSON) is counted under its error code, and nothing is sent."""
+    registry = MetricsRegistry("t")
+    async with make_bus(group="billing", metrics=registry, **FAST) as bus:
+        with pytest.raises(InvalidEventError):
+            await bus.publish("reading.stored", {"when": object()})
+        assert await bus.stream_transport.range(bus.stream_for("reading.stored"), 10) == []
+    failed = {"event_type": "reading.stored", "error": "INVALID_EVENT"}
+    assert _value(registry, "t_events_publish_errors_total", **failed) == 1
 
 
 @pytest.fixture

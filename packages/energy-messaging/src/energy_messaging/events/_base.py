@@ -30,7 +30,7 @@ from energy_messaging.events._envelope import (
     encode_event,
     validate_event_type,
 )
-from energy_messaging.events._errors import EventBusClosedError, EventBusConfigurationError
+from energy_messaging.events._errors import EventBusClosedError, EventBusConfigurationError, EventBusError
 from energy_messaging.events._metrics import BusMetrics
 from energy_messaging.events._transport import EVENT_FIELD, Transport
 
@@ -246,15 +246,20 @@ class TransportEventBus:
             if tracing_enabled()
             else contextlib.nullcontext()
         )
-        with span:
-            event = await self._send(
-                stream,
-                event_type=event_type,
-                data=data,
-                source=source,
-                event_id=event_id,
-                correlation_id=correlation_id,
-            )
+        try:
+            with span:
+                event = await self._send(
+                    stream,
+                    event_type=event_type,
+                    data=data,
+                    source=source,
+                    event_id=event_id,
+                    correlation_id=correlation_id,
+                )
+        except EventBusError as exc:
+            if self._metrics is not None:
+                self._metrics.publish_failed(event_type, exc.error_code)
+            raise
         self._stats.published += 1
         if self._metrics is not None:
             self._metrics.published(event_type)
@@ -295,7 +300,12 @@ class TransportEventBus:
         if not self._running:
             raise EventBusClosedError()
         event = decode_event(raw, max_bytes=self._settings.max_event_bytes)
-        await self._transport.append(self.stream_for(event.type), {EVENT_FIELD: raw}, maxlen=self._settings.maxlen)
+        try:
+            await self._transport.append(self.stream_for(event.type), {EVENT_FIELD: raw}, maxlen=self._settings.maxlen)
+        except EventBusError as exc:
+            if self._metrics is not None:
+                self._metrics.publish_failed(event.type, exc.error_code)
+            raise
         self._stats.published += 1
         if self._metrics is not None:
             self._metrics.published(event.type)
@@ -316,10 +326,16 @@ class TransportEventBus:
             raise EventBusClosedError()
         limit = self._settings.max_event_bytes
         events = [decode_event(raw, max_bytes=limit) for raw in raws]
-        await self._transport.append_many(
-            [(self.stream_for(event.type), {EVENT_FIELD: raw}) for event, raw in zip(events, raws, strict=True)],
-            maxlen=self._settings.maxlen,
-        )
+        try:
+            await self._transport.append_many(
+                [(self.stream_for(event.type), {EVENT_FIELD: raw}) for event, raw in zip(events, raws, strict=True)],
+                maxlen=self._settings.maxlen,
+            )
+        except EventBusError as exc:
+            if self._metrics is not None:
+                for event_type, count in Counter(event.type for event in events).items():
+                    self._metrics.publish_failed(event_type, exc.error_code, count)
+            raise
         self._stats.published += len(events)
         if self._metrics is not None:
             for event_type, count in Counter(event.type for event in events).items():

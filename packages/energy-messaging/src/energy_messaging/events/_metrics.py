@@ -5,6 +5,8 @@ Recorded into any :class:`~energy_messaging.mqtt.MetricsSink` (energy-monitoring
 namespace and the Prometheus suffixes):
 
 * ``events.published`` {event_type}: events appended to their stream by this bus;
+* ``events.publish.errors`` {event_type, error}: publishes that raised, by error code
+  (``EVENT_BUS_UNAVAILABLE``, ``INVALID_EVENT``, ...);
 * ``events.consumed`` {event_type, group, outcome}: deliveries handled by this consumer,
   ``outcome`` one of ``ok`` (acknowledged), ``retry`` (a handler raised; redelivered
   later) and ``dead_letter`` (moved to the dead-letter stream); every outcome starts at 0;
@@ -91,6 +93,10 @@ class BusMetrics:
         if tags is None:
             tags = self._published[event_type] = {"event_type": event_type}
         self.sink.increment_counter("events.published", count, tags)
+
+    def publish_failed(self, event_type: str, error: str, count: int = 1) -> None:
+        """Count events whose publish raised, by the error's code (``EVENT_BUS_UNAVAILABLE``, ``INVALID_EVENT``...)."""
+        self.sink.increment_counter("events.publish.errors", count, {"event_type": event_type, "error": error})
 
     def consumed(self, event_type: str, outcome: Outcome, seconds: float | None = None) -> None:
         """Count one delivery's outcome; ``seconds`` is its handlers' run time, when they ran."""
