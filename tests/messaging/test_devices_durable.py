@@ -312,6 +312,56 @@ async def test_one_span_per_command_with_events_and_metrics(replicas: Replicas, 
     assert [(name, tags) for name, _, tags in metrics.durations] == [("command.round_trip", {"state": "succeeded"})]
 
 
+async def test_a_command_sent_by_another_replica_stays_in_its_trace(
+    replicas: Replicas, mqtt_broker: Any, root: str, wait_until: WaitUntil
+) -> None:
+    """The accepting replica is gone when the meter comes online: the one that sends it continues the command's trace."""
+    sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
+    provider = sdk_trace.TracerProvider()
+    first = await replicas.add(tracer_provider=provider)
+    await offline(first, wait_until)
+    cmd = await first.submit_command("m1", "ping", deliver_when_online=True, expires_in=20, timeout=5)
+    # The stored record carries the command span's context (the accepting replica holds the span).
+    stored = await replicas.store.get(cmd.command_id)
+    assert stored is not None
+    assert stored.trace_context is not None
+    _, trace_id, span_id, _ = stored.trace_context["traceparent"].split("-")
+    (held,) = [first.commands.telemetry._spans[cmd.command_id]]
+    assert f"{held.get_span_context().trace_id:032x}" == trace_id
+    assert f"{held.get_span_context().span_id:016x}" == span_id
+    await first.aclose()  # a deploy: the replica that accepted the command stops
+    await first.mqtt.disconnect()
+
+    second = await replicas.add(tracer_provider=provider)
+    await offline(second, wait_until)
+    carried: list[dict[str, str]] = []
+
+    async def record(message: MQTTMessage) -> None:
+        carried.append(dict(message.trace_context or {}))
+
+    await second.mqtt.subscribe(f"{root}/m1/commands", record)
+    async with simulator(mqtt_broker, root):
+        done = await second.wait_command(cmd.command_id, timeout=10)
+    assert done.state == "succeeded"
+    await wait_until(lambda: carried, within=5)
+    # The command went out in the command span's trace (under it: the publish span, with an SDK).
+    (context,) = carried
+    assert context["traceparent"].split("-")[1] == trace_id
+
+
+async def test_a_duplicate_request_opens_no_second_span(replicas: Replicas, mqtt_broker: Any) -> None:
+    """A request repeating an idempotency key returns the first command; the span it started is dropped."""
+    sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
+    provider = sdk_trace.TracerProvider()
+    devices = await replicas.add(tracer_provider=provider)
+    await devices.register_device("m1", "meter")
+    one = await devices.submit_command("m1", "ping", deliver_when_online=True, idempotency_key="k1")
+    again = await devices.submit_command("m1", "ping", deliver_when_online=True, idempotency_key="k1")
+    assert again.command_id == one.command_id
+    assert again.trace_context == one.trace_context
+    assert devices.commands.telemetry.open_ids() == {one.command_id}
+
+
 def test_command_options_are_validated() -> None:
     """Out-of-range command options raise MQTTOptionsError naming the option."""
     with pytest.raises(MQTTOptionsError) as info:
@@ -324,6 +374,7 @@ def test_command_options_are_validated() -> None:
 def test_command_record_round_trips_through_json() -> None:
     """Command.to_dict / from_dict keep every field, and unknown keys are ignored."""
     cmd = Command("m1", "ping", {"a": 1}, deliver_when_online=True, idempotency_key="k", expires_at=5.0)
+    cmd.trace_context = {"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}
     cmd.move("queued", at=1.0)
     again = Command.from_dict({**cmd.to_dict(), "future_field": 1})
     assert again == cmd

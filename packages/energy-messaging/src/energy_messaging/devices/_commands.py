@@ -37,6 +37,9 @@ class Command:
         deliver_when_online: Keep the command queued until the device's next ``online``.
         idempotency_key: The caller's key; a second request with it returns this command.
         late_reply: A reply that arrived after ``timed_out``: ``{"ok", "value", "at"}``.
+        trace_context: The W3C trace context (``traceparent``, ``tracestate``) of the
+            command's span when tracing is on, so that a replica other than the one that
+            accepted it (after a deploy, say) publishes it in the same trace.
         version: Bumped by the store on every write (compare-and-set).
     """
 
@@ -55,6 +58,7 @@ class Command:
     deliver_when_online: bool = False
     idempotency_key: str | None = None
     late_reply: dict[str, Any] | None = None
+    trace_context: dict[str, str] | None = None
     version: int = 0
 
     @property

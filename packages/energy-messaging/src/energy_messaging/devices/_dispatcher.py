@@ -150,10 +150,15 @@ class CommandDispatcher:
         if deliver_when_online:
             cmd.expires_at = now + (timeout if expires_in is None else expires_in)
         cmd.move("queued", at=now)
-        stored, created = await self.store.create(cmd, max_in_flight=self.options.max_in_flight)
+        self.telemetry.begin(cmd)  # before the store: the record carries the span's trace context
+        try:
+            stored, created = await self.store.create(cmd, max_in_flight=self.options.max_in_flight)
+        except BaseException:
+            self.telemetry.forget(cmd.command_id)
+            raise
         if not created:
+            self.telemetry.forget(cmd.command_id)  # an earlier request's command: its span is elsewhere
             return stored
-        self.telemetry.begin(stored)
         await self._notify(stored)
         if device.status == "offline" and not send_when_offline:
             if deliver_when_online:
@@ -180,7 +185,7 @@ class CommandDispatcher:
             cmd.command_id, cmd.command, cmd.params, reply_to=reply_to, expires_at=int((claimed.deadline or now) * 1000)
         )
         try:
-            with correlation_of(cmd), self.telemetry.current(cmd.command_id):
+            with correlation_of(cmd), self.telemetry.current(cmd):
                 await self.mqtt.publish(
                     self.topics.commands(cmd.device_id),
                     payload,

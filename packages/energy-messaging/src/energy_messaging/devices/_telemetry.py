@@ -117,23 +117,56 @@ class CommandTelemetry:
         return set(self._spans)
 
     def begin(self, command: Command) -> None:
-        """Open the command's span (a command this replica accepted)."""
+        """Open the command's span (a command this replica accepts) and note its context on the command.
+
+        Called before the command is stored, so the record carries ``trace_context``.
+        """
         try:
-            self._start(command)
+            span = self._start(command)
+            context = span.get_span_context()
+            if context.is_valid:
+                from opentelemetry.trace import set_span_in_context  # noqa: PLC0415
+                from opentelemetry.trace.propagation.tracecontext import (  # noqa: PLC0415
+                    TraceContextTextMapPropagator,
+                )
+
+                carrier: dict[str, str] = {}
+                TraceContextTextMapPropagator().inject(carrier, context=set_span_in_context(span))
+                command.trace_context = carrier or None
         except Exception:  # pragma: no cover - telemetry never breaks a command
             logger.exception("command span could not be started")
 
+    def forget(self, command_id: str) -> None:
+        """Drop the span of a command that was not stored (a duplicate, a refused one): it is never exported."""
+        self._spans.pop(command_id, None)
+
     @contextmanager
-    def current(self, command_id: str) -> Iterator[None]:
-        """Make the command's span current (around its publish), if this replica holds it."""
-        span = self._spans.get(command_id)
-        if span is None:
+    def current(self, command: Command) -> Iterator[None]:
+        """Make the command's span current around its publish.
+
+        The span itself when this replica holds it; else, when the command carries the
+        ``trace_context`` of a span another replica opened, that span as remote parent,
+        so the publish (and the meter's handling) stay in the command's trace.
+        """
+        span = self._spans.get(command.command_id)
+        if span is None and not command.trace_context:
             yield
             return
+        from opentelemetry import context as otel_context  # noqa: PLC0415
         from opentelemetry import trace  # noqa: PLC0415
 
-        with trace.use_span(span, end_on_exit=False):
+        if span is not None:
+            with trace.use_span(span, end_on_exit=False):
+                yield
+            return
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator  # noqa: PLC0415
+
+        parent = TraceContextTextMapPropagator().extract(dict(command.trace_context or {}))
+        token = otel_context.attach(parent)
+        try:
             yield
+        finally:
+            otel_context.detach(token)
 
     def record(self, command: Command) -> None:
         """Record a transition: a span event, and at the end the status, metrics and span end."""
