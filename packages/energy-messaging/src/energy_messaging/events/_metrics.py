@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Literal
 
 from energy_messaging._metrics import MetricsSink
@@ -145,10 +145,9 @@ class BusMetrics:
         stats: EventBusStats,
         *,
         interval: float = SAMPLE_INTERVAL,
-        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         """Sample every ``interval`` seconds until cancelled (a failing sample is logged, never fatal)."""
-        while not stopping():
+        while True:
             try:
                 await self.sample(transport, streams, stats)
             except Exception:
