@@ -248,6 +248,8 @@ async def test_a_command_round_trip_is_one_connected_trace_over_otlp(tmp_path: P
     assert http.name == "POST /api/v1/devices/{device_id}/commands"
     assert http.trace_id == trace_id  # the request's traceparent leads to the trace
     assert http.parent_id == client_span_id
+    # The response names the server span (W3C traceresponse): a client finds its trace from it.
+    assert response.headers["traceresponse"] == f"00-{trace_id}-{http.span_id}-01"
     with otlp.lock:
         trace = [s for s in otlp.spans if s.trace_id == http.trace_id]
     by_id = {s.span_id: s for s in trace}

@@ -149,6 +149,20 @@ async def test_tracing_continues_incoming_traceparent(spans: InMemorySpanExporte
         "http.response.status_code": 200,
     }
     assert span.status.status_code is StatusCode.UNSET
+    # The response names the server span: the client learns where its request went.
+    assert response.headers["traceresponse"] == f"00-{TRACE_ID}-{span.context.span_id:016x}-01"
+
+
+async def test_traceresponse_can_be_left_out_and_needs_a_valid_span(spans: InMemorySpanExporter, asgi: Any) -> None:
+    """trace_response=False sends no traceresponse; a request without traceparent gets its new trace's."""
+    quiet = await asgi(TracingMiddleware(make_app(), trace_response=False), "GET", "/api/users/7")
+    assert "traceresponse" not in quiet.headers
+    loud = await asgi(TracingMiddleware(make_app()), "GET", "/api/users/7")
+    _, first = spans.get_finished_spans()
+    version, trace_id, span_id, flags = loud.headers["traceresponse"].split("-")
+    assert version == "00"
+    assert int(flags, 16) & 1  # sampled (the SDK may set the W3C "random trace id" flag too)
+    assert (int(trace_id, 16), int(span_id, 16)) == (first.context.trace_id, first.context.span_id)
 
 
 async def test_tracing_without_traceparent_starts_a_new_trace(spans: InMemorySpanExporter, asgi: Any) -> None:

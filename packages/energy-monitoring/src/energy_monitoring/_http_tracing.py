@@ -27,6 +27,12 @@ class TracingMiddleware:
     escaping exception sets error status (the exception is recorded and re-raised).
     Non-HTTP scopes pass through untouched. Telemetry failures are logged, never raised.
 
+    The response carries the server span's context in a ``traceresponse`` header (W3C
+    Trace Context Level 2: ``00-<trace id>-<span id>-<flags>``), so a client learns the
+    trace id of its request without sending its own ``traceparent``; ``trace_response=False``
+    leaves it out (the ids are random and say nothing about the service, but a public API
+    may prefer not to show them). No header is added when the span is invalid (no SDK).
+
     FastAPI versions with native OpenTelemetry support open their own server span when a
     global provider is installed. Wrapped around such an app, this middleware marks the
     request as observed so FastAPI does not open a second one; placed inside FastAPI's
@@ -37,6 +43,7 @@ class TracingMiddleware:
         app: The ASGI app to wrap.
         tracer_provider: Provider to use; OpenTelemetry's global one if None.
         exclude_paths: Raw paths not traced (e.g. ``/metrics``, ``/health``).
+        trace_response: Add the ``traceresponse`` header to each traced response.
     """
 
     def __init__(
@@ -45,9 +52,11 @@ class TracingMiddleware:
         *,
         tracer_provider: otel_trace.TracerProvider | None = None,
         exclude_paths: Iterable[str] = (),
+        trace_response: bool = True,
     ) -> None:
         self.app = app
         self.exclude_paths = frozenset(exclude_paths)
+        self.trace_response = trace_response
         self._tracer = _LazyTracer("energy_monitoring.http", None, tracer_provider)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -85,10 +94,14 @@ class TracingMiddleware:
         if marked:
             scope[_FASTAPI_KEY] = None
 
+        echo = _traceresponse(span) if self.trace_response else None
+
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if echo is not None:
+                    message = {**message, "headers": [*message.get("headers", ()), (b"traceresponse", echo)]}
             await send(message)
 
         try:
@@ -102,21 +115,34 @@ class TracingMiddleware:
                 logger.debug("Could not record the exception on the span", exc_info=True)
             raise
         finally:
-            try:
-                route = route_template(scope, root_path)
-                if route is not None:
-                    span.set_attribute("http.route", route)
-                    span.update_name(f"{method} {route}")
-                if status:
-                    span.set_attribute("http.response.status_code", status)
-                    if status >= 500:
-                        span.set_status(Status(StatusCode.ERROR))
-                span.end()
-            except Exception:
-                logger.exception("Could not finish the request span")
+            _finish(span, scope, root_path, method, status)
             otel_context.detach(token)
             if marked:
                 scope.pop(_FASTAPI_KEY, None)
+
+
+def _finish(span: otel_trace.Span, scope: Scope, root_path: str, method: str, status: int) -> None:
+    """Name the span by the route the app matched, record the status, end it (never raises)."""
+    try:
+        route = route_template(scope, root_path)
+        if route is not None:
+            span.set_attribute("http.route", route)
+            span.update_name(f"{method} {route}")
+        if status:
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+        span.end()
+    except Exception:
+        logger.exception("Could not finish the request span")
+
+
+def _traceresponse(span: otel_trace.Span) -> bytes | None:
+    """The W3C ``traceresponse`` value of a span (``00-<trace id>-<span id>-<flags>``), None if invalid."""
+    context = span.get_span_context()
+    if not context.is_valid:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}".encode()
 
 
 #: Scope key of FastAPI's native OpenTelemetry telemetry (FastAPI >= 0.16x): its request
