@@ -28,7 +28,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,33 @@ def postgres_database() -> Iterator[PostgresDatabase]:
 def postgres_url(postgres_database: PostgresDatabase) -> str:
     """SQLAlchemy URL (``postgresql+asyncpg://``) of the session's test database."""
     return postgres_database.url
+
+
+# --------------------------------------------------------------------------- polling, metrics
+
+#: ``await wait_until(condition, within=10.0)``
+WaitUntil = Callable[..., Awaitable[None]]
+
+
+async def wait_for(condition: Callable[[], object], within: float = 10.0) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {within} s")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def wait_until() -> WaitUntil:
+    """Poll a condition until it holds (``await wait_until(condition, within=10.0)``), failing after ``within`` s."""
+    return wait_for
+
+
+def metric_value(registry: Any, name: str, **labels: str) -> float | None:
+    """The value of one sample of an energy-monitoring ``MetricsRegistry`` (None when the series does not exist)."""
+    value: float | None = registry.collector_registry.get_sample_value(name, labels)
+    return value
 
 
 # --------------------------------------------------------------------------- Redis

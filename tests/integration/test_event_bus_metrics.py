@@ -21,22 +21,12 @@ from energy_messaging.events import (
 from energy_messaging.events._transport import NoGroupError
 from energy_monitoring.metrics import MetricsRegistry
 
+from tests.conftest import free_port, metric_value, wait_for
+
 FAST: dict[str, Any] = {"min_idle": 0.2, "block": 0.1, "retry_backoff": 1.0}
 REASONS = ("malformed", "invalid_event", "type_mismatch", "max_deliveries", "handler_error")
 
 BusFactory = Callable[..., TransportEventBus]
-
-
-async def _until(condition: Callable[[], object], within: float = 10.0) -> None:
-    for _ in range(int(within / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached in time")
-
-
-def _value(registry: MetricsRegistry, name: str, **labels: str) -> float | None:
-    return registry.collector_registry.get_sample_value(name, labels)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -74,22 +64,22 @@ async def test_outcomes_dead_letters_and_handler_time_are_counted(make_bus: BusF
     consumed = {"event_type": "reading.stored", "group": "billing"}
     # Every series exists before the first event (rate() needs the 0).
     for outcome in ("ok", "retry", "dead_letter"):
-        assert _value(registry, "t_events_consumed_total", **consumed, outcome=outcome) == 0
+        assert metric_value(registry, "t_events_consumed_total", **consumed, outcome=outcome) == 0
     for reason in REASONS:
-        assert _value(registry, "t_events_dead_letters_total", group="billing", reason=reason) == 0
+        assert metric_value(registry, "t_events_dead_letters_total", group="billing", reason=reason) == 0
     async with bus:
         for n in range(3):
             await bus.publish("reading.stored", {"n": n})
         await bus.publish("reading.stored", {"fail": True})
-        await _until(lambda: bus.stats.dead_lettered == 1 and len(handled) == 3)
-    assert _value(registry, "t_events_published_total", event_type="reading.stored") == 4
-    assert _value(registry, "t_events_consumed_total", **consumed, outcome="ok") == 3
-    assert _value(registry, "t_events_consumed_total", **consumed, outcome="retry") == 1
-    assert _value(registry, "t_events_consumed_total", **consumed, outcome="dead_letter") == 1
-    assert _value(registry, "t_events_dead_letters_total", group="billing", reason="handler_error") == 1
-    assert _value(registry, "t_events_dead_letters_total", group="billing", reason="malformed") == 0
+        await wait_for(lambda: bus.stats.dead_lettered == 1 and len(handled) == 3)
+    assert metric_value(registry, "t_events_published_total", event_type="reading.stored") == 4
+    assert metric_value(registry, "t_events_consumed_total", **consumed, outcome="ok") == 3
+    assert metric_value(registry, "t_events_consumed_total", **consumed, outcome="retry") == 1
+    assert metric_value(registry, "t_events_consumed_total", **consumed, outcome="dead_letter") == 1
+    assert metric_value(registry, "t_events_dead_letters_total", group="billing", reason="handler_error") == 1
+    assert metric_value(registry, "t_events_dead_letters_total", group="billing", reason="malformed") == 0
     # Three successful runs and two failing ones of the handler.
-    assert _value(registry, "t_events_handler_duration_seconds_count", **consumed) == 5
+    assert metric_value(registry, "t_events_handler_duration_seconds_count", **consumed) == 5
 
 
 async def test_lag_and_pending_follow_a_busy_group(make_bus: BusFactory) -> None:
@@ -111,15 +101,15 @@ async def test_lag_and_pending_follow_a_busy_group(make_bus: BusFactory) -> None
 
     labels = {"event_type": "job.run", "group": "workers"}
     async with bus:
-        await _until(lambda: _value(registry, "t_events_lag", **labels) == 4, within=5)
-        assert _value(registry, "t_events_pending", **labels) == 1
-        assert _value(registry, "t_events_connected", group="workers") == 1
+        await wait_for(lambda: metric_value(registry, "t_events_lag", **labels) == 4, within=5)
+        assert metric_value(registry, "t_events_pending", **labels) == 1
+        assert metric_value(registry, "t_events_connected", group="workers") == 1
         release.set()
-        await _until(lambda: len(done) == 5)
-        await _until(lambda: _value(registry, "t_events_lag", **labels) == 0, within=5)
-        await _until(lambda: _value(registry, "t_events_pending", **labels) == 0, within=5)
+        await wait_for(lambda: len(done) == 5)
+        await wait_for(lambda: metric_value(registry, "t_events_lag", **labels) == 0, within=5)
+        await wait_for(lambda: metric_value(registry, "t_events_pending", **labels) == 0, within=5)
     # The publisher-only bus was given no sink: it recorded nothing.
-    assert _value(registry, "t_events_published_total", event_type="job.run") is None
+    assert metric_value(registry, "t_events_published_total", event_type="job.run") is None
 
 
 async def test_malformed_entries_are_counted_by_reason(make_bus: BusFactory) -> None:
@@ -139,13 +129,13 @@ async def test_malformed_entries_are_counted_by_reason(make_bus: BusFactory) -> 
         other = await bus.publish("device.registered", {"id": "m1"})
         await bus.stream_transport.append(stream, {"event": encode_event(other)}, maxlen=100)
         await bus.publish("reading.stored", {"n": 1})
-        await _until(lambda: bus.stats.dead_lettered == 3 and len(seen) == 1)
+        await wait_for(lambda: bus.stats.dead_lettered == 3 and len(seen) == 1)
     for reason in ("malformed", "invalid_event", "type_mismatch"):
-        assert _value(registry, "t_events_dead_letters_total", group="billing", reason=reason) == 1, reason
+        assert metric_value(registry, "t_events_dead_letters_total", group="billing", reason=reason) == 1, reason
     consumed = {"event_type": "reading.stored", "group": "billing"}
-    assert _value(registry, "t_events_consumed_total", **consumed, outcome="dead_letter") == 3
-    assert _value(registry, "t_events_consumed_total", **consumed, outcome="ok") == 1
-    assert _value(registry, "t_events_published_total", event_type="device.registered") == 1
+    assert metric_value(registry, "t_events_consumed_total", **consumed, outcome="dead_letter") == 3
+    assert metric_value(registry, "t_events_consumed_total", **consumed, outcome="ok") == 1
+    assert metric_value(registry, "t_events_published_total", event_type="device.registered") == 1
 
 
 async def test_encoded_publishes_are_counted_per_type(make_bus: BusFactory) -> None:
@@ -158,8 +148,8 @@ async def test_encoded_publishes_are_counted_per_type(make_bus: BusFactory) -> N
     async with make_bus(group="relay", metrics=registry, **FAST) as bus:
         await bus.publish_encoded(raw_a)
         await bus.publish_encoded_many([raw_a, raw_b, raw_a])
-    assert _value(registry, "t_events_published_total", event_type="a.happened") == 3
-    assert _value(registry, "t_events_published_total", event_type="b.happened") == 1
+    assert metric_value(registry, "t_events_published_total", event_type="a.happened") == 3
+    assert metric_value(registry, "t_events_published_total", event_type="b.happened") == 1
 
 
 async def test_lag_is_counted_when_redis_cannot_tell(redis_url: str, redis_key_prefix: str, redis_client: Any) -> None:
@@ -211,13 +201,13 @@ async def test_unreachable_backend_reads_disconnected(free_redis_url: str) -> No
         raise AssertionError("nothing can be delivered")
 
     async with bus:
-        await _until(lambda: _value(registry, "t_events_connected", group="billing") == 0, within=10)
+        await wait_for(lambda: metric_value(registry, "t_events_connected", group="billing") == 0, within=10)
         assert bus.stats.connection_errors >= 1
         with pytest.raises(EventBusConnectionError):
             await bus.publish("reading.stored", {"n": 1})
     failed = {"event_type": "reading.stored", "error": "EVENT_BUS_UNAVAILABLE"}
-    assert _value(registry, "t_events_publish_errors_total", **failed) == 1
-    assert _value(registry, "t_events_published_total", event_type="reading.stored") is None
+    assert metric_value(registry, "t_events_publish_errors_total", **failed) == 1
+    assert metric_value(registry, "t_events_published_total", event_type="reading.stored") is None
 
 
 async def test_refused_publishes_are_counted_by_error(make_bus: BusFactory) -> None:
@@ -228,15 +218,13 @@ async def test_refused_publishes_are_counted_by_error(make_bus: BusFactory) -> N
             await bus.publish("reading.stored", {"when": object()})
         assert await bus.stream_transport.range(bus.stream_for("reading.stored"), 10) == []
     failed = {"event_type": "reading.stored", "error": "INVALID_EVENT"}
-    assert _value(registry, "t_events_publish_errors_total", **failed) == 1
+    assert metric_value(registry, "t_events_publish_errors_total", **failed) == 1
 
 
 @pytest.fixture
 def free_redis_url() -> str:
     """A redis:// URL on a loopback port nothing listens on."""
     pytest.importorskip("redis")
-    from tests.conftest import free_port
-
     return f"redis://127.0.0.1:{free_port()}/0"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,6 +15,8 @@ from energy_monitoring.testing import InMemorySpanExporter, capture_spans
 from energy_monitoring.tracing import get_tracer
 from opentelemetry.trace import SpanKind, StatusCode
 
+from tests.conftest import metric_value, wait_for
+
 pytestmark = pytest.mark.mqtt
 
 PROTOCOLS = ["5", "3.1.1"]
@@ -26,18 +27,6 @@ def spans() -> Any:
     """The session's in-memory span exporter, emptied around the test."""
     with capture_spans() as exporter:
         yield exporter
-
-
-async def _until(condition: Callable[[], object], within: float = 10.0) -> None:
-    for _ in range(int(within / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached in time")
-
-
-def _value(registry: MetricsRegistry, name: str, **labels: str) -> float | None:
-    return registry.collector_registry.get_sample_value(name, labels)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -56,8 +45,8 @@ async def test_publish_and_process_spans_form_one_trace(
         await asyncio.sleep(0.2)
         with correlation_scope("req-obs-1"), get_tracer("test").start_span("request") as request:
             await mqtt.publish(f"{mqtt_topic_prefix}/meter-042/telemetry", {"power_w": 1.5}, qos=1)
-        await _until(lambda: seen)
-        await _until(lambda: any(s.name == "store" for s in spans.get_finished_spans()))
+        await wait_for(lambda: seen)
+        await wait_for(lambda: any(s.name == "store" for s in spans.get_finished_spans()))
     finished = spans.get_finished_spans()
     template = topic_template(f"{mqtt_topic_prefix}/+/telemetry")
     (producer,) = [s for s in finished if s.kind is SpanKind.PRODUCER]
@@ -102,7 +91,7 @@ async def test_handler_error_and_dead_letter_spans_have_error_status(
         await asyncio.sleep(0.2)
         await mqtt.publish(f"{mqtt_topic_prefix}/boom", {"a": 1})
         await mqtt.publish(f"{mqtt_topic_prefix}/json", b"{not json")
-        await _until(lambda: len(letters) == 2)
+        await wait_for(lambda: len(letters) == 2)
     consumers = {s.name: s for s in spans.get_finished_spans() if s.kind is SpanKind.CONSUMER}
     failed = consumers[f"process {topic_template(mqtt_topic_prefix)}/boom"]
     assert failed.status.status_code is StatusCode.ERROR
@@ -130,23 +119,23 @@ async def test_metrics_are_templated_preset_and_within_the_cardinality_guard(
 
         await asyncio.sleep(0.2)
         template = topic_template(f"{mqtt_topic_prefix}/+/telemetry")
-        assert _value(registry, "svc_mqtt_dead_letters_total", reason="handler_error") == 0
-        assert _value(registry, "svc_mqtt_messages_received_total", topic=template, qos="1") == 0
+        assert metric_value(registry, "svc_mqtt_dead_letters_total", reason="handler_error") == 0
+        assert metric_value(registry, "svc_mqtt_messages_received_total", topic=template, qos="1") == 0
         for index in range(300):
             await mqtt.publish(f"{mqtt_topic_prefix}/m-{index}/telemetry", {"i": index}, wait=False)
         await mqtt.flush()
-        await _until(lambda: len(received) == 300)
-        await _until(lambda: _value(registry, "svc_mqtt_connected") == 1)
-        assert _value(registry, "svc_mqtt_reconnects_total") == 0
-        assert _value(registry, "svc_mqtt_inflight_limit") == mqtt.state.max_inflight
-    assert _value(registry, "svc_mqtt_messages_published_total", topic=template, qos="1") == 300
-    assert _value(registry, "svc_mqtt_messages_received_total", topic=template, qos="1") == 300
-    assert _value(registry, "svc_mqtt_handler_duration_seconds_count", topic=template) == 300
-    assert _value(registry, "svc_mqtt_handler_errors_total", topic=template) == 1
-    assert _value(registry, "svc_mqtt_dead_letters_total", reason="handler_error") == 1
-    assert _value(registry, "svc_mqtt_dead_letters_total", reason="decode_error") == 0
-    assert _value(registry, "svc_mqtt_connected") == 0  # the last sample, at shutdown
-    assert _value(registry, "svc_mqtt_inbound_queued") == 0
+        await wait_for(lambda: len(received) == 300)
+        await wait_for(lambda: metric_value(registry, "svc_mqtt_connected") == 1)
+        assert metric_value(registry, "svc_mqtt_reconnects_total") == 0
+        assert metric_value(registry, "svc_mqtt_inflight_limit") == mqtt.state.max_inflight
+    assert metric_value(registry, "svc_mqtt_messages_published_total", topic=template, qos="1") == 300
+    assert metric_value(registry, "svc_mqtt_messages_received_total", topic=template, qos="1") == 300
+    assert metric_value(registry, "svc_mqtt_handler_duration_seconds_count", topic=template) == 300
+    assert metric_value(registry, "svc_mqtt_handler_errors_total", topic=template) == 1
+    assert metric_value(registry, "svc_mqtt_dead_letters_total", reason="handler_error") == 1
+    assert metric_value(registry, "svc_mqtt_dead_letters_total", reason="decode_error") == 0
+    assert metric_value(registry, "svc_mqtt_connected") == 0  # the last sample, at shutdown
+    assert metric_value(registry, "svc_mqtt_inbound_queued") == 0
     for family in registry._families.values():  # the cardinality guard: nothing overflowed
         assert not family.overflowed, family.name
         assert family.label_set_count <= 6, family.name

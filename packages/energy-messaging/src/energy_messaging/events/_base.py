@@ -8,7 +8,7 @@ import os
 import socket
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
@@ -30,13 +30,14 @@ from energy_messaging.events._envelope import (
     encode_event,
     validate_event_type,
 )
-from energy_messaging.events._errors import EventBusClosedError, EventBusConfigurationError, EventBusError
+from energy_messaging.events._errors import EventBusClosedError, EventBusConfigurationError
 from energy_messaging.events._metrics import BusMetrics
 from energy_messaging.events._transport import EVENT_FIELD, Transport
 
 __all__ = ["TransportEventBus", "default_consumer_name"]
 
 tracer = trace.get_tracer("energy_messaging.events")
+_UNCOUNTED = contextlib.nullcontext()
 
 
 def default_consumer_name() -> str:
@@ -246,24 +247,21 @@ class TransportEventBus:
             if tracing_enabled()
             else contextlib.nullcontext()
         )
-        try:
-            with span:
-                event = await self._send(
-                    stream,
-                    event_type=event_type,
-                    data=data,
-                    source=source,
-                    event_id=event_id,
-                    correlation_id=correlation_id,
-                )
-        except EventBusError as exc:
-            if self._metrics is not None:
-                self._metrics.publish_failed(event_type, exc.error_code)
-            raise
+        with self._counted({event_type: 1}), span:
+            event = await self._send(
+                stream,
+                event_type=event_type,
+                data=data,
+                source=source,
+                event_id=event_id,
+                correlation_id=correlation_id,
+            )
         self._stats.published += 1
-        if self._metrics is not None:
-            self._metrics.published(event_type)
         return event
+
+    def _counted(self, counts: Mapping[str, int]) -> contextlib.AbstractContextManager[None]:
+        """Count a publish of ``counts`` (event type -> events) as published or failed, if metrics are on."""
+        return self._metrics.publishing(counts) if self._metrics is not None else _UNCOUNTED
 
     async def _send(
         self,
@@ -300,15 +298,9 @@ class TransportEventBus:
         if not self._running:
             raise EventBusClosedError()
         event = decode_event(raw, max_bytes=self._settings.max_event_bytes)
-        try:
+        with self._counted({event.type: 1}):
             await self._transport.append(self.stream_for(event.type), {EVENT_FIELD: raw}, maxlen=self._settings.maxlen)
-        except EventBusError as exc:
-            if self._metrics is not None:
-                self._metrics.publish_failed(event.type, exc.error_code)
-            raise
         self._stats.published += 1
-        if self._metrics is not None:
-            self._metrics.published(event.type)
         return event
 
     async def publish_encoded_many(self, raws: Sequence[bytes]) -> list[Event]:
@@ -326,20 +318,12 @@ class TransportEventBus:
             raise EventBusClosedError()
         limit = self._settings.max_event_bytes
         events = [decode_event(raw, max_bytes=limit) for raw in raws]
-        try:
+        with self._counted(Counter(event.type for event in events)):
             await self._transport.append_many(
                 [(self.stream_for(event.type), {EVENT_FIELD: raw}) for event, raw in zip(events, raws, strict=True)],
                 maxlen=self._settings.maxlen,
             )
-        except EventBusError as exc:
-            if self._metrics is not None:
-                for event_type, count in Counter(event.type for event in events).items():
-                    self._metrics.publish_failed(event_type, exc.error_code, count)
-            raise
         self._stats.published += len(events)
-        if self._metrics is not None:
-            for event_type, count in Counter(event.type for event in events).items():
-                self._metrics.published(event_type, count)
         return events
 
     @overload

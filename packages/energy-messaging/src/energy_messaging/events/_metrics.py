@@ -28,8 +28,9 @@ label sets stay few.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 from energy_messaging._metrics import MetricsSink
@@ -87,16 +88,22 @@ class BusMetrics:
         self.sink.set_gauge("events.lag", 0, tags)
         self.sink.set_gauge("events.pending", 0, tags)
 
-    def published(self, event_type: str, count: int = 1) -> None:
-        """Count events published to ``event_type``'s stream."""
-        tags = self._published.get(event_type)
-        if tags is None:
-            tags = self._published[event_type] = {"event_type": event_type}
-        self.sink.increment_counter("events.published", count, tags)
-
-    def publish_failed(self, event_type: str, error: str, count: int = 1) -> None:
-        """Count events whose publish raised, by the error's code (``EVENT_BUS_UNAVAILABLE``, ``INVALID_EVENT``...)."""
-        self.sink.increment_counter("events.publish.errors", count, {"event_type": event_type, "error": error})
+    @contextlib.contextmanager
+    def publishing(self, counts: Mapping[str, int]) -> Iterator[None]:
+        """Count the events of one publish call (event type -> how many): published, or failed by error code."""
+        try:
+            yield
+        except EventBusError as exc:
+            for event_type, count in counts.items():
+                self.sink.increment_counter(
+                    "events.publish.errors", count, {"event_type": event_type, "error": exc.error_code}
+                )
+            raise
+        for event_type, count in counts.items():
+            tags = self._published.get(event_type)
+            if tags is None:
+                tags = self._published[event_type] = {"event_type": event_type}
+            self.sink.increment_counter("events.published", count, tags)
 
     def consumed(self, event_type: str, outcome: Outcome, seconds: float | None = None) -> None:
         """Count one delivery's outcome; ``seconds`` is its handlers' run time, when they ran."""
